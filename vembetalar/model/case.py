@@ -1,0 +1,246 @@
+"""The Case: what a prescriber or clerk knows when asking "who pays?" (DESIGN.md §5).
+
+Every optional field may be missing, and missing means *not known* — the engine then answers
+``incomplete`` rather than guessing. Unknown fields are an error, so a typo never silently drops a fact.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+import types
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from vembetalar.model import codes
+
+Kind = Literal["drug_exception", "assistive_device", "medtech_product", "nutrition_product"]
+Housing = Literal["ordinary", "special_housing", "lss_group_home"]
+Area = Literal[
+    "hearing",
+    "mobility",
+    "communication",
+    "cognition",
+    "vision",
+    "orthopedic",
+    "medtech",
+    "diabetes",
+    "incontinence",
+    "nutrition",
+    "drug",
+]
+NtCouncil = Literal["do_not_use", "await", "use", "may_use"]
+
+#: Which product areas make sense for which kind of case; a drug is never an assistive device.
+KIND_AREAS: dict[str, tuple[str, ...]] = {
+    "drug_exception": ("drug",),
+    "assistive_device": (
+        "hearing",
+        "mobility",
+        "communication",
+        "cognition",
+        "vision",
+        "orthopedic",
+        "medtech",
+        "diabetes",
+        "incontinence",
+        "nutrition",
+    ),
+    "medtech_product": ("medtech", "diabetes", "incontinence", "nutrition"),
+    "nutrition_product": ("nutrition",),
+}
+
+
+@dataclass(frozen=True)
+class CodeDomain:
+    """Marks a string field whose values come from a reference code list (for analysis and UI)."""
+
+    name: Literal["region", "municipality", "country"]
+
+
+@dataclass(frozen=True)
+class NullMeans:
+    """Marks a field where JSON ``null`` is itself an answer (e.g. NT-rådet gave no advice)."""
+
+    value: str
+
+
+def _region(value: str) -> str:
+    if value not in codes.regions():
+        raise PydanticCustomError(
+            "region_code", "'{value}' är inte en länskod enligt SCB (01–25)", {"value": value}
+        )
+    return value
+
+
+def _municipality(value: str) -> str:
+    if value not in codes.municipalities():
+        raise PydanticCustomError(
+            "municipality_code", "'{value}' är inte en kommunkod enligt SCB", {"value": value}
+        )
+    return value
+
+
+def _country(value: str) -> str:
+    if value not in codes.countries():
+        raise PydanticCustomError(
+            "country_code",
+            "'{value}' är inte en landskod enligt ISO 3166-1 (t.ex. SE, NO, DE)",
+            {"value": value},
+        )
+    return value
+
+
+RegionCode = Annotated[str, AfterValidator(_region), CodeDomain("region")]
+MunicipalityCode = Annotated[str, AfterValidator(_municipality), CodeDomain("municipality")]
+CountryCode = Annotated[str, AfterValidator(_country), CodeDomain("country")]
+NonNegativeNumber = Annotated[StrictInt | StrictFloat, Field(ge=0)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Patient(_Strict):
+    home_region: RegionCode | None = None
+    home_municipality: MunicipalityCode | None = None
+    country: CountryCode | None = None
+    last_home_region: RegionCode | None = None
+    swedish_citizen: StrictBool | None = None
+    housing: Housing | None = None
+    home_care_weeks: NonNegativeNumber | None = None
+    short_term_stay: StrictBool | None = None
+    age: Annotated[StrictInt, Field(ge=0, le=130)] | None = None
+
+    @model_validator(mode="after")
+    def _municipality_in_region(self) -> Patient:
+        muni, region = self.home_municipality, self.home_region
+        if muni is not None and region is not None and muni[:2] != region:
+            raise PydanticCustomError(
+                "municipality_region",
+                "kommun {muni} ligger inte i län {region} (patient.home_region)",
+                {"muni": muni, "region": region},
+            )
+        return self
+
+
+class Care(_Strict):
+    region: RegionCode | None = None
+    referral: StrictBool | None = None
+    self_care: StrictBool | None = None
+    discharge: StrictBool | None = None
+    late_handover: StrictBool | None = None
+
+
+class Product(_Strict):
+    area: Area | None = None
+    cost_sek: NonNegativeNumber | None = None
+    advanced_adaptation: StrictBool | None = None
+    nt_council: Annotated[NtCouncil | None, NullMeans("none")] = None
+    listed: StrictBool | None = None
+    replaces_listed: StrictBool | None = None
+    supply_days: Annotated[StrictInt, Field(ge=0)] | None = None
+
+
+class Case(_Strict):
+    """One question of cost responsibility. ``date`` is the day care, prescribing or delivery happens."""
+
+    date: dt.date
+    kind: Kind
+    patient: Patient = Patient()
+    care: Care = Care()
+    product: Product = Product()
+
+    @model_validator(mode="after")
+    def _area_fits_kind(self) -> Case:
+        area = self.product.area
+        if area is not None and area not in KIND_AREAS[self.kind]:
+            raise PydanticCustomError(
+                "area_kind",
+                "'{area}' passar inte ärendetypen '{kind}' (tillåtna: {allowed})",
+                {"area": area, "kind": self.kind, "allowed": ", ".join(KIND_AREAS[self.kind])},
+            )
+        return self
+
+    def flat(self) -> dict[str, Any]:
+        """Dotted field name → value, as the rule tables address them (``patient.home_region``)."""
+        out: dict[str, Any] = {"date": self.date, "kind": self.kind}
+        for group in ("patient", "care", "product"):
+            for name, value in getattr(self, group).model_dump().items():
+                out[f"{group}.{name}"] = value
+        for spec in case_fields().values():
+            if spec.null_means is not None and out[spec.name] is None:
+                out[spec.name] = spec.null_means
+        return out
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """What the engine, the batch path and the static analysis need to know about one case field."""
+
+    name: str
+    type: Literal["category", "bool", "number", "integer", "date"]
+    values: tuple[str, ...] = ()
+    null_means: str | None = None
+    required: bool = False
+
+
+def _spec_for(name: str, annotation: Any, metadata: list[Any], required: bool) -> FieldSpec:
+    null_means = next((m.value for m in metadata if isinstance(m, NullMeans)), None)
+    domain = next((m for m in metadata if isinstance(m, CodeDomain)), None)
+    inner = annotation
+    if get_origin(annotation) in (Union, types.UnionType):
+        inner = next(a for a in get_args(annotation) if a is not type(None))
+    while get_origin(inner) is Annotated:
+        inner_args = get_args(inner)
+        metadata = [*metadata, *inner_args[1:]]
+        domain = domain or next((m for m in inner_args[1:] if isinstance(m, CodeDomain)), None)
+        inner = inner_args[0]
+    if domain is not None:
+        values = {
+            "region": lambda: tuple(codes.regions()),
+            "municipality": lambda: tuple(codes.municipalities()),
+            "country": lambda: tuple(sorted(codes.countries())),
+        }[domain.name]()
+        return FieldSpec(name, "category", values, null_means, required)
+    if get_origin(inner) is Literal:
+        values = tuple(str(v) for v in get_args(inner))
+        if null_means is not None:
+            values = (*values, null_means)
+        return FieldSpec(name, "category", values, null_means, required)
+    if inner is dt.date:
+        return FieldSpec(name, "date", required=required)
+    if inner is bool:
+        return FieldSpec(name, "bool", required=required)
+    if inner is int:
+        return FieldSpec(name, "integer", required=required)
+    return FieldSpec(name, "number", required=required)
+
+
+_FIELDS: dict[str, FieldSpec] = {}
+
+
+def case_fields() -> dict[str, FieldSpec]:
+    """The flattened field catalogue, derived from the pydantic models so the two never drift."""
+    if not _FIELDS:
+        for name, info in Case.model_fields.items():
+            if name in ("patient", "care", "product"):
+                group = info.annotation
+                assert isinstance(group, type) and issubclass(group, BaseModel)
+                for sub, sub_info in group.model_fields.items():
+                    full = f"{name}.{sub}"
+                    _FIELDS[full] = _spec_for(full, sub_info.annotation, sub_info.metadata, False)
+            else:
+                _FIELDS[name] = _spec_for(name, info.annotation, info.metadata, True)
+    return _FIELDS

@@ -1,0 +1,77 @@
+"""Turning pydantic's validation errors into one line a nurse or clerk can act on, in Swedish."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import ValidationError
+
+from vembetalar.model.case import Case
+
+
+class BadCase(ValueError):
+    """The case cannot be decided because its input is malformed; the message names the field."""
+
+
+_MESSAGES = {
+    "extra_forbidden": "okänt fält",
+    "missing": "saknas men är obligatoriskt",
+    "bool_type": "ska vara true eller false",
+    "int_type": "ska vara ett heltal",
+    "float_type": "ska vara ett tal",
+    "string_type": "ska vara en textsträng",
+    "date_type": "ska vara ett datum (ÅÅÅÅ-MM-DD)",
+    "date_parsing": "är inte ett giltigt datum (ÅÅÅÅ-MM-DD)",
+    "date_from_datetime_parsing": "är inte ett giltigt datum (ÅÅÅÅ-MM-DD)",
+    "date_from_datetime_inexact": "ska vara ett datum utan klockslag",
+    "model_type": "ska vara ett objekt",
+    "model_attributes_type": "ska vara ett objekt",
+    "dict_type": "ska vara ett objekt",
+}
+
+
+def describe(error: dict[str, Any]) -> str:
+    """One error as ``field: what is wrong``."""
+    loc = ".".join(str(p) for p in error["loc"]) or "ärendet"
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    if kind == "literal_error":
+        msg = f"ska vara en av {ctx.get('expected', '')}"
+    elif kind in ("greater_than_equal", "greater_than"):
+        msg = f"får inte vara mindre än {ctx.get('ge', ctx.get('gt'))}"
+    elif kind in ("less_than_equal", "less_than"):
+        msg = f"får inte vara större än {ctx.get('le', ctx.get('lt'))}"
+    else:
+        msg = _MESSAGES.get(kind, error["msg"])
+    if kind not in ("missing", "extra_forbidden") and "input" in error:
+        given = error["input"]
+        if isinstance(given, str | int | float | bool) and not isinstance(given, dict):
+            return f"{loc}: {json.dumps(given, ensure_ascii=False)} {msg}"
+    return f"{loc}: {msg}"
+
+
+def one_line(exc: ValidationError) -> str:
+    """All errors of a validation, first one first, on a single line."""
+    errors = exc.errors()
+    first = describe(dict(errors[0]))
+    if len(errors) > 1:
+        return f"{first} (och {len(errors) - 1} fel till)"
+    return first
+
+
+def parse_case(raw: str | bytes | dict[str, Any]) -> Case:
+    """Validate JSON text or a decoded object into a Case, or raise BadCase naming the field."""
+    if isinstance(raw, str | bytes):
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise BadCase(f"ogiltig JSON på rad {exc.lineno}, kolumn {exc.colno}: {exc.msg}") from None
+    else:
+        data = raw
+    if not isinstance(data, dict):
+        raise BadCase("ärendet: ska vara ett JSON-objekt")
+    try:
+        return Case.model_validate(data)
+    except ValidationError as exc:
+        raise BadCase(one_line(exc)) from None

@@ -1,0 +1,182 @@
+"""Conditions over case fields, in three-valued logic: true, false, or unknown (``None``).
+
+A condition on a field that is not known is itself unknown; the engine turns that into
+``incomplete`` instead of guessing. The same condition compiles to a Polars expression, where
+null plays the part of unknown under Kleene logic, so the batch path and the single-case path
+cannot disagree on what a rule means.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import polars as pl
+
+from vembetalar.model.case import FieldSpec
+
+Op = Literal["eq", "ne", "in", "not_in", "lt", "le", "gt", "ge"]
+NUMERIC_OPS: frozenset[str] = frozenset({"lt", "le", "gt", "ge"})
+ALL_OPS: frozenset[str] = frozenset({"eq", "ne", "in", "not_in", "lt", "le", "gt", "ge"})
+
+_SYMBOL = {"eq": "=", "ne": "≠", "lt": "<", "le": "≤", "gt": ">", "ge": "≥"}
+
+
+class ConditionError(ValueError):
+    """A condition in a pack is malformed; the loader adds file and rule to the message."""
+
+
+@dataclass(frozen=True)
+class Condition:
+    field: str
+    op: Op
+    value: Any  # a scalar, or a tuple for in / not_in
+    set_name: str | None = None  # the pack's named value set this came from, for explanations
+
+    def test(self, actual: Any) -> bool | None:
+        """True, false, or None when the field is unknown."""
+        if actual is None:
+            return None
+        v = self.value
+        if self.op == "eq":
+            return bool(actual == v)
+        if self.op == "ne":
+            return bool(actual != v)
+        if self.op == "in":
+            return actual in v
+        if self.op == "not_in":
+            return actual not in v
+        if self.op == "lt":
+            return bool(actual < v)
+        if self.op == "le":
+            return bool(actual <= v)
+        if self.op == "gt":
+            return bool(actual > v)
+        return bool(actual >= v)
+
+    def expr(self) -> pl.Expr:
+        """The same test as a Polars expression; null in, null out."""
+        col = pl.col(self.field)
+        v = self.value
+        if self.op == "in":
+            return col.is_in(list(v))
+        if self.op == "not_in":
+            return ~col.is_in(list(v))
+        return {
+            "eq": col == v,
+            "ne": col != v,
+            "lt": col < v,
+            "le": col <= v,
+            "gt": col > v,
+            "ge": col >= v,
+        }[self.op]
+
+    def describe(self) -> str:
+        """In a form a clerk can read beside the agreement: ``care.region = 14``."""
+        if self.op in ("in", "not_in"):
+            word = "är en av" if self.op == "in" else "är inte en av"
+            shown = f"«{self.set_name}»" if self.set_name else ", ".join(_show(x) for x in self.value)
+            return f"{self.field} {word} {shown}"
+        return f"{self.field} {_SYMBOL[self.op]} {_show(self.value)}"
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "ja" if value else "nej"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def normalise_value(spec: FieldSpec, raw: Any) -> Any:
+    """Bring a value written in YAML to the type of the case field, or say why it cannot be."""
+    if spec.type == "category":
+        if isinstance(raw, bool) or not isinstance(raw, str | int):
+            raise ConditionError(f"{spec.name}: {raw!r} ska vara en kod/ett värde i text")
+        value = str(raw)
+        if isinstance(raw, int) and spec.values:
+            width = len(spec.values[0])
+            value = value.zfill(width)
+        if value not in spec.values:
+            raise ConditionError(f"{spec.name}: {raw!r} är inte ett tillåtet värde")
+        return value
+    if spec.type == "bool":
+        if not isinstance(raw, bool):
+            raise ConditionError(f"{spec.name}: {raw!r} ska vara true eller false")
+        return raw
+    if spec.type in ("number", "integer"):
+        if isinstance(raw, bool) or not isinstance(raw, int | float):
+            raise ConditionError(f"{spec.name}: {raw!r} ska vara ett tal")
+        return float(raw) if spec.type == "number" else raw
+    if isinstance(raw, dt.date):
+        return raw
+    try:
+        return dt.date.fromisoformat(str(raw))
+    except ValueError:
+        raise ConditionError(f"{spec.name}: {raw!r} ska vara ett datum") from None
+
+
+def parse_conditions(
+    when: dict[str, Any], fields: dict[str, FieldSpec], sets: dict[str, list[str]]
+) -> list[Condition]:
+    """Parse a rule's ``when:`` mapping.
+
+    A scalar means equality, a list means "one of", and a mapping names operators
+    (``{ge: 10000}``, ``{not_in_set: eu_eea_ch}``); several operators on one field all must hold.
+    """
+    out: list[Condition] = []
+    for field, raw in when.items():
+        spec = fields.get(field)
+        if spec is None:
+            raise ConditionError(f"{field}: okänt ärendefält")
+        if isinstance(raw, list):
+            out.append(Condition(field, "in", tuple(normalise_value(spec, x) for x in raw)))
+        elif isinstance(raw, dict):
+            if not raw:
+                raise ConditionError(f"{field}: tomt villkor")
+            for op, arg in raw.items():
+                out.append(_parse_op(spec, str(op), arg, sets))
+        else:
+            out.append(Condition(field, "eq", normalise_value(spec, raw)))
+    return out
+
+
+def _parse_op(spec: FieldSpec, op: str, arg: Any, sets: dict[str, list[str]]) -> Condition:
+    if op in ("in_set", "not_in_set"):
+        if arg not in sets:
+            raise ConditionError(f"{spec.name}: värdemängden {arg!r} finns inte i paketets sets")
+        values = tuple(normalise_value(spec, x) for x in sets[arg])
+        return Condition(spec.name, "in" if op == "in_set" else "not_in", values, str(arg))
+    if op not in ALL_OPS:
+        raise ConditionError(f"{spec.name}: okänd operator {op!r}")
+    if op in NUMERIC_OPS and spec.type not in ("number", "integer", "date"):
+        raise ConditionError(f"{spec.name}: operatorn {op!r} kräver ett tal- eller datumfält")
+    if op in ("in", "not_in"):
+        if not isinstance(arg, list) or not arg:
+            raise ConditionError(f"{spec.name}: {op} kräver en icke-tom lista")
+        return Condition(spec.name, op, tuple(normalise_value(spec, x) for x in arg))  # type: ignore[arg-type]
+    return Condition(spec.name, op, normalise_value(spec, arg))  # type: ignore[arg-type]
+
+
+def all_of(conditions: list[Condition], case: dict[str, Any]) -> bool | None:
+    """Kleene AND: false beats unknown, unknown beats true."""
+    result: bool | None = True
+    for cond in conditions:
+        value = cond.test(case[cond.field])
+        if value is False:
+            return False
+        if value is None:
+            result = None
+    return result
+
+
+def all_of_expr(conditions: list[Condition]) -> pl.Expr:
+    expr = pl.lit(True)
+    for cond in conditions:
+        expr = expr & cond.expr()
+    return expr
+
+
+def unknown_fields(conditions: list[Condition], case: dict[str, Any]) -> list[str]:
+    return list(dict.fromkeys(c.field for c in conditions if case[c.field] is None))

@@ -1,0 +1,279 @@
+"""Loading rule packs from their folders and compiling them into conditions the engine runs.
+
+A pack that does not load says which file, which rule and which field is wrong: the people who
+maintain agreements are pharmacists and administrators, not Python programmers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from vembetalar.model.case import case_fields
+from vembetalar.rules.conditions import Condition, ConditionError, parse_conditions
+from vembetalar.rules.schema import (
+    OUTPUT_SCALARS,
+    CitationData,
+    Outputs,
+    PackMeta,
+    RulesFile,
+    TestsFile,
+)
+
+M = TypeVar("M", bound=BaseModel)
+TEMPLATE = re.compile(r"\{([a-z_]+\.[a-z_]+)(:name)?\}")
+PACKS_ENV = "VEMBETALAR_PACKS"
+
+
+class PackError(Exception):
+    """A pack cannot be loaded; the message names the file, the rule and the field."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    pack_id: str
+    table_id: str
+    id: str
+    title: str
+    conditions: tuple[Condition, ...]
+    outputs: Outputs
+    cite: tuple[str, ...]
+    interpretation: str | None
+    template_fields: tuple[str, ...]
+
+    @property
+    def full_id(self) -> str:
+        return f"{self.pack_id}/{self.id}"
+
+
+@dataclass(frozen=True)
+class Table:
+    id: str
+    title: str
+    hit_policy: str
+    rules: tuple[Rule, ...]
+
+    def fields(self) -> list[str]:
+        return list(dict.fromkeys(c.field for r in self.rules for c in r.conditions))
+
+
+@dataclass(frozen=True)
+class Pack:
+    meta: PackMeta
+    scope: tuple[Condition, ...]
+    tables: tuple[Table, ...]
+    tests: TestsFile | None
+    source_text: str
+    path: Path
+    citations: dict[str, CitationData] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return self.meta.id
+
+    @property
+    def specificity(self) -> int:
+        """How narrowly the pack's scope is drawn; the narrower pack wins where two apply."""
+        return len(self.scope)
+
+    def in_force(self, day: dt.date) -> bool:
+        start, end = self.meta.valid_from, self.meta.valid_to
+        return (start is None or start <= day) and (end is None or day <= end)
+
+    def validity_text(self) -> str:
+        start = self.meta.valid_from.isoformat() if self.meta.valid_from else "…"
+        end = self.meta.valid_to.isoformat() if self.meta.valid_to else "tills vidare"
+        return f"{start} – {end}"
+
+    def rules(self) -> Iterable[Rule]:
+        for table in self.tables:
+            yield from table.rules
+
+    def cite_text(self, citation_id: str) -> str:
+        c = self.citations[citation_id]
+        return f"{c.document}, {c.section}: «{c.quote}»"
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        with path.open(encoding="utf-8") as fh:
+            return yaml.safe_load(fh)
+    except FileNotFoundError:
+        raise PackError(f"{path}: filen saknas") from None
+    except yaml.YAMLError as exc:
+        raise PackError(f"{path}: ogiltig YAML: {exc}") from None
+
+
+def _locate(raw: Any, loc: tuple[Any, ...]) -> str:
+    """Turn a pydantic location into 'tabell X, regel Y, fält a.b' using the ids in the raw data."""
+    parts: list[str] = []
+    node = raw
+    rest: list[str] = []
+    for i, step in enumerate(loc):
+        if isinstance(node, list) and isinstance(step, int) and step < len(node):
+            node = node[step]
+            label = node.get("id") if isinstance(node, dict) else None
+            kind = {"tables": "tabell", "rules": "regel", "cases": "testfall"}.get(
+                str(loc[i - 1]) if i else "", "post"
+            )
+            if kind == "testfall" and isinstance(node, dict):
+                label = node.get("name")
+            parts.append(f"{kind} {label!r}" if label else f"{kind} nr {step + 1}")
+            rest = []
+        else:
+            if isinstance(node, dict):
+                node = node.get(step)
+            if str(step) not in ("tables", "rules", "cases"):
+                rest.append(str(step))
+    if rest:
+        parts.append(f"fält {'.'.join(rest)!r}")
+    return ", ".join(parts)
+
+
+def _validate(model: type[M], raw: Any, path: Path) -> M:
+    if not isinstance(raw, dict):
+        raise PackError(f"{path}: ska innehålla en YAML-mappning")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = _locate(raw, tuple(err["loc"]))
+        raise PackError(f"{path}: {where}: {err['msg']}") from None
+
+
+def _templates(outputs: Outputs) -> list[str]:
+    texts: list[str] = [
+        v for v in (outputs.decider, outputs.payer, outputs.invoicer, outputs.contact) if v
+    ]
+    texts += [t for t in (outputs.reason, outputs.payer_note) if t]
+    texts += outputs.actions
+    if outputs.invoice:
+        texts.append(outputs.invoice.recipient)
+    return list(dict.fromkeys(m.group(1) for t in texts for m in TEMPLATE.finditer(t)))
+
+
+def _check_reference(meta: PackMeta, ref: str, kind: str) -> bool:
+    pool = meta.recipients if kind == "recipient" else meta.contacts
+    return ref in pool or re.match(r"^(region|kommun):", ref) is not None
+
+
+def load_pack(folder: Path) -> Pack:
+    """Load and compile one pack folder: pack.yaml, rules.yaml, tests.yaml and the source text."""
+    fields = case_fields()
+    meta_path, rules_path, tests_path = (folder / n for n in ("pack.yaml", "rules.yaml", "tests.yaml"))
+    meta = _validate(PackMeta, _read_yaml(meta_path), meta_path)
+    if meta.id != folder.name:
+        raise PackError(f"{meta_path}: fält 'id': {meta.id!r} ska vara lika med mappnamnet")
+    if meta.valid_from and meta.valid_to and meta.valid_to < meta.valid_from:
+        raise PackError(f"{meta_path}: fält 'valid_to': slutar före valid_from")
+    try:
+        scope = tuple(parse_conditions(meta.scope, fields, meta.sets))
+    except ConditionError as exc:
+        raise PackError(f"{meta_path}: fält 'scope': {exc}") from None
+    for name, recipient in meta.recipients.items():
+        for cid in recipient.cite:
+            if cid not in meta.citations:
+                raise PackError(f"{meta_path}: mottagare {name!r}: okänd citering {cid!r}")
+
+    rules_raw = _read_yaml(rules_path)
+    rules_file = _validate(RulesFile, rules_raw, rules_path)
+    tables: list[Table] = []
+    seen_rules: set[str] = set()
+    output_owner: dict[str, str] = {}
+    for table in rules_file.tables:
+        compiled: list[Rule] = []
+        for rule in table.rules:
+            where = f"{rules_path}: tabell {table.id!r}, regel {rule.id!r}"
+            if rule.id in seen_rules:
+                raise PackError(f"{where}: fält 'id': regel-id används redan i paketet")
+            seen_rules.add(rule.id)
+            try:
+                conditions = tuple(parse_conditions(rule.when, fields, meta.sets))
+            except ConditionError as exc:
+                raise PackError(f"{where}: fält 'when.{exc}") from None
+            for cid in rule.cite:
+                if cid not in meta.citations:
+                    raise PackError(f"{where}: fält 'cite': okänd citering {cid!r}")
+            out = rule.then
+            if out.status == "no_agreement" and not out.reason:
+                raise PackError(f"{where}: fält 'then.reason': krävs när status är no_agreement")
+            if out.contact and not _check_reference(meta, out.contact, "contact"):
+                raise PackError(f"{where}: fält 'then.contact': okänd kontakt {out.contact!r}")
+            if out.invoice and not _check_reference(meta, out.invoice.recipient, "recipient"):
+                raise PackError(
+                    f"{where}: fält 'then.invoice.recipient': okänd mottagare {out.invoice.recipient!r}"
+                )
+            template_fields = _templates(out)
+            for name in template_fields:
+                if name not in fields:
+                    raise PackError(f"{where}: fält 'then': okänt ärendefält {{{name}}} i mall")
+            for key in OUTPUT_SCALARS:
+                if getattr(out, key) is not None:
+                    owner = output_owner.setdefault(key, table.id)
+                    if owner != table.id:
+                        raise PackError(
+                            f"{where}: fält 'then.{key}': sätts redan av tabell {owner!r}"
+                        )
+            compiled.append(
+                Rule(
+                    pack_id=meta.id,
+                    table_id=table.id,
+                    id=rule.id,
+                    title=rule.title,
+                    conditions=conditions,
+                    outputs=out,
+                    cite=tuple(rule.cite),
+                    interpretation=rule.interpretation,
+                    template_fields=tuple(template_fields),
+                )
+            )
+        tables.append(Table(table.id, table.title, table.hit_policy, tuple(compiled)))
+
+    tests = None
+    if tests_path.exists():
+        tests = _validate(TestsFile, _read_yaml(tests_path), tests_path)
+    source_path = folder / meta.source.excerpt
+    try:
+        source_text = source_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PackError(f"{meta_path}: fält 'source.excerpt': {source_path} saknas") from None
+    return Pack(meta, scope, tuple(tables), tests, source_text, folder, dict(meta.citations))
+
+
+def bundled_pack_dir() -> Path:
+    return Path(str(resources.files("vembetalar.packs")))
+
+
+def pack_dirs(extra: Iterable[Path] = ()) -> list[Path]:
+    """Bundled packs, then folders named in $VEMBETALAR_PACKS, then those given explicitly."""
+    roots = [bundled_pack_dir()]
+    env = os.environ.get(PACKS_ENV, "")
+    roots += [Path(p) for p in env.split(os.pathsep) if p]
+    roots += list(extra)
+    found: list[Path] = []
+    for root in roots:
+        if (root / "pack.yaml").exists():
+            found.append(root)
+        elif root.is_dir():
+            found += sorted(p.parent for p in root.glob("*/pack.yaml"))
+        else:
+            raise PackError(f"{root}: mappen med regelpaket finns inte")
+    return found
+
+
+def load_packs(extra: Iterable[Path] = ()) -> list[Pack]:
+    packs = [load_pack(d) for d in pack_dirs(extra)]
+    ids = [p.id for p in packs]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise PackError(f"regelpaket med samma id laddas två gånger: {', '.join(dupes)}")
+    return packs

@@ -1,0 +1,152 @@
+"""The YAML shape of a rule pack, as pydantic models: the contract an agreement's author writes to.
+
+Unknown keys are errors so that a misspelt ``valid_to`` can never make an agreement last forever.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+PARTY_PATTERN = (
+    r"^(region:(\d\d|\{[a-z_.]+\})|kommun:(\d{4}|\{[a-z_.]+\})|patient|unit)$"
+)
+
+
+class _Yaml(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CitationData(_Yaml):
+    """A stable citation: the document, where in it, and the Swedish sentence the rule rests on."""
+
+    document: str
+    section: str
+    quote: str = Field(min_length=10)
+
+
+class SourceData(_Yaml):
+    document: str
+    title: str
+    excerpt: str = "source.txt"
+    url: str | None = None
+
+
+class RecipientData(_Yaml):
+    name: str
+    department: str | None = None
+    address: list[str] = []
+    reference: str | None = None
+    project_code: str | None = None
+    orderer_id: str | None = None
+    gln: str | None = Field(default=None, pattern=r"^\d{13}$")
+    peppol_id: str | None = Field(default=None, pattern=r"^\d{4}:\S+$")
+    org_number: str | None = Field(default=None, pattern=r"^\d{6}-\d{4}$")
+    van_operator: str | None = None
+    email: str | None = None
+    channel: str | None = None
+    cite: list[str] = []
+
+
+class ContactData(_Yaml):
+    name: str
+    phone: str | None = None
+    email: str | None = None
+    address: list[str] = []
+    note: str | None = None
+
+
+class PackMeta(_Yaml):
+    id: str = Field(pattern=r"^[a-z0-9_]+$")
+    title: str
+    parties: list[str] = Field(min_length=1)
+    decided_by: str | None = None
+    decided_on: dt.date | None = None
+    valid_from: dt.date | None
+    valid_to: dt.date | None
+    validity_note: str | None = None
+    source: SourceData
+    scope: dict[str, Any] = Field(min_length=1)
+    citations: dict[str, CitationData] = Field(min_length=1)
+    recipients: dict[str, RecipientData] = {}
+    contacts: dict[str, ContactData] = {}
+    sets: dict[str, list[str]] = {}
+
+    @field_validator("parties")
+    @classmethod
+    def _parties(cls, value: list[str]) -> list[str]:
+        import re
+
+        for party in value:
+            if not re.match(PARTY_PATTERN, party):
+                raise ValueError(f"{party!r} är ingen part (region:NN, kommun:NNNN, patient, unit)")
+        return value
+
+
+class InvoiceData(_Yaml):
+    recipient: str
+    required_fields: list[str] = []
+    forbidden_fields: list[str] = []
+
+
+class Outputs(_Yaml):
+    """What a rule decides. A rule with ``status: no_agreement`` says why the agreement does not
+    cover the case, instead of leaving a silent gap."""
+
+    status: Literal["decided", "no_agreement"] = "decided"
+    reason: str | None = None
+    decider: str | None = Field(default=None, pattern=PARTY_PATTERN)
+    payer: str | None = Field(default=None, pattern=PARTY_PATTERN)
+    payer_note: str | None = None
+    invoicer: str | None = Field(default=None, pattern=PARTY_PATTERN)
+    prior_contact_required: bool | None = None
+    contact: str | None = None
+    payment_commitment_required: bool | None = None
+    actions: list[str] = []
+    invoice: InvoiceData | None = None
+
+
+class RuleData(_Yaml):
+    id: str = Field(pattern=r"^[a-z0-9-]+$")
+    title: str
+    when: dict[str, Any]
+    then: Outputs
+    cite: list[str] = Field(min_length=1)
+    interpretation: str | None = None
+
+
+class TableData(_Yaml):
+    id: str = Field(pattern=r"^[a-z0-9-]+$")
+    title: str
+    hit_policy: Literal["unique", "first"]
+    rules: list[RuleData] = Field(min_length=1)
+
+
+class RulesFile(_Yaml):
+    tables: list[TableData] = Field(min_length=1)
+
+
+class TestCaseData(_Yaml):
+    name: str
+    note: str | None = None
+    case: dict[str, Any]
+    expect: dict[str, Any] = Field(min_length=1)
+
+
+class TestsFile(_Yaml):
+    defaults: dict[str, Any] = {}
+    cases: list[TestCaseData] = Field(min_length=1)
+
+
+OUTPUT_SCALARS = (
+    "decider",
+    "payer",
+    "payer_note",
+    "invoicer",
+    "prior_contact_required",
+    "contact",
+    "payment_commitment_required",
+    "invoice",
+)
