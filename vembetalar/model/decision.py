@@ -33,6 +33,7 @@ class Recipient(_Out):
 
 class InvoiceSpec(_Out):
     recipient: Recipient | None = None
+    channel: str | None = None
     required_fields: list[str] = []
     forbidden_fields: list[str] = []
 

@@ -16,9 +16,9 @@ import polars as pl
 
 from vembetalar.model.case import FieldSpec
 
-Op = Literal["eq", "ne", "in", "not_in", "lt", "le", "gt", "ge"]
+Op = Literal["eq", "ne", "in", "not_in", "lt", "le", "gt", "ge", "known"]
 NUMERIC_OPS: frozenset[str] = frozenset({"lt", "le", "gt", "ge"})
-ALL_OPS: frozenset[str] = frozenset({"eq", "ne", "in", "not_in", "lt", "le", "gt", "ge"})
+ALL_OPS: frozenset[str] = frozenset({"eq", "ne", "in", "not_in", "lt", "le", "gt", "ge", "known"})
 
 _SYMBOL = {"eq": "=", "ne": "≠", "lt": "<", "le": "≤", "gt": ">", "ge": "≥"}
 
@@ -39,6 +39,8 @@ class Condition:
         if actual is None:
             return None
         v = self.value
+        if self.op == "known":
+            return True
         if self.op == "eq":
             return bool(actual == v)
         if self.op == "ne":
@@ -59,6 +61,8 @@ class Condition:
         """The same test as a Polars expression; null in, null out."""
         col = pl.col(self.field)
         v = self.value
+        if self.op == "known":
+            return pl.when(col.is_not_null()).then(pl.lit(True))
         if self.op == "in":
             return col.is_in(list(v))
         if self.op == "not_in":
@@ -74,6 +78,8 @@ class Condition:
 
     def describe(self) -> str:
         """In a form a clerk can read beside the agreement: ``care.region = 14``."""
+        if self.op == "known":
+            return f"{self.field} är känt"
         if self.op in ("in", "not_in"):
             word = "är en av" if self.op == "in" else "är inte en av"
             shown = f"«{self.set_name}»" if self.set_name else ", ".join(_show(x) for x in self.value)
@@ -152,6 +158,10 @@ def _parse_op(spec: FieldSpec, op: str, arg: Any, sets: dict[str, list[str]]) ->
         raise ConditionError(f"{spec.name}: okänd operator {op!r}")
     if op in NUMERIC_OPS and spec.type not in ("number", "integer", "date"):
         raise ConditionError(f"{spec.name}: operatorn {op!r} kräver ett tal- eller datumfält")
+    if op == "known":
+        if arg is not True:
+            raise ConditionError(f"{spec.name}: known tar bara värdet true")
+        return Condition(spec.name, "known", True)
     if op in ("in", "not_in"):
         if not isinstance(arg, list) or not arg:
             raise ConditionError(f"{spec.name}: {op} kräver en icke-tom lista")

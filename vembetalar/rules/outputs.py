@@ -138,6 +138,7 @@ def decided(pack: Pack, hits: Sequence[Rule], values: dict[str, Any], precedence
         inv = merged["invoice"]
         invoice = InvoiceSpec(
             recipient=_recipient(pack, inv["recipient"], values),
+            channel=inv.get("channel"),
             required_fields=[fill(f, values) for f in inv["required_fields"]],
             forbidden_fields=inv["forbidden_fields"],
         )

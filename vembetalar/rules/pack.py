@@ -115,33 +115,35 @@ def _read_yaml(path: Path) -> Any:
 
 def _locate(raw: Any, loc: tuple[Any, ...]) -> str:
     """Turn a pydantic location into 'tabell X, regel Y, fält a.b' using the ids in the raw data."""
+    labels = {"tables": "tabell", "rules": "regel", "cases": "testfall"}
     parts: list[str] = []
-    node = raw
     rest: list[str] = []
-    for i, step in enumerate(loc):
-        if isinstance(node, list) and isinstance(step, int) and step < len(node):
-            node = node[step]
-            label = node.get("id") if isinstance(node, dict) else None
-            kind = {"tables": "tabell", "rules": "regel", "cases": "testfall"}.get(
-                str(loc[i - 1]) if i else "", "post"
-            )
-            if kind == "testfall" and isinstance(node, dict):
-                label = node.get("name")
+    node = raw
+    previous: Any = None
+    for step in loc:
+        if isinstance(node, list) and isinstance(step, int) and str(previous) in labels:
+            node = node[step] if step < len(node) else None
+            label = node.get("name" if previous == "cases" else "id") if isinstance(node, dict) else None
+            kind = labels[str(previous)]
             parts.append(f"{kind} {label!r}" if label else f"{kind} nr {step + 1}")
             rest = []
         else:
-            if isinstance(node, dict):
-                node = node.get(step)
-            if str(step) not in ("tables", "rules", "cases"):
-                rest.append(str(step))
+            node = node.get(step) if isinstance(node, dict) else (
+                node[step] if isinstance(node, list) and isinstance(step, int) and step < len(node) else None
+            )
+            if str(step) not in labels:
+                rest.append(f"[{step}]" if isinstance(step, int) else str(step))
+        previous = step
     if rest:
-        parts.append(f"fält {'.'.join(rest)!r}")
+        parts.append("fält " + repr(".".join(rest).replace(".[", "[")))
     return ", ".join(parts)
 
 
 def _validate(model: type[M], raw: Any, path: Path) -> M:
     if not isinstance(raw, dict):
         raise PackError(f"{path}: ska innehålla en YAML-mappning")
+    # Top-level keys starting with "x-" hold YAML anchors for repeated outputs; they are not data.
+    raw = {k: v for k, v in raw.items() if not str(k).startswith("x-")}
     try:
         return model.model_validate(raw)
     except ValidationError as exc:

@@ -87,6 +87,7 @@ class PackMeta(_Yaml):
 
 class InvoiceData(_Yaml):
     recipient: str
+    channel: str | None = None
     required_fields: list[str] = []
     forbidden_fields: list[str] = []
 
