@@ -74,12 +74,15 @@ def incomplete(pack: Pack | None, missing: Sequence[str], precedence: str | None
     )
 
 
-def no_agreement(reason: str, pack: Pack | None = None, hits: Sequence[Rule] = ()) -> Decision:
+def no_agreement(
+    reason: str, pack: Pack | None = None, hits: Sequence[Rule] = (), also: Sequence[Rule] = ()
+) -> Decision:
+    """``hits`` explain the answer; ``also`` fired in other tables and are listed for the record."""
     return Decision(
         status="no_agreement",
         reason=reason,
         rule_id=hits[0].full_id if hits else None,
-        rule_ids=[r.full_id for r in hits],
+        rule_ids=[r.full_id for r in [*hits, *also]],
         citations=[pack.cite_text(c) for r in hits for c in r.cite] if pack else [],
         actions=[a for r in hits for a in r.outputs.actions],
         explanation=explanation(pack, hits),
@@ -91,6 +94,7 @@ def out_of_force(packs: Sequence[Pack], day: dt.date) -> Decision:
     return Decision(
         status="no_agreement",
         reason=f"Inget avtal gäller på ärendets datum {day.isoformat()}: " + "; ".join(parts),
+        citations=[p.cite_text(c) for p in packs for c in p.meta.validity_cite],
         explanation=Explanation(pack=packs[0].id, pack_title=packs[0].meta.title),
     )
 
@@ -127,7 +131,7 @@ def decided(pack: Pack, hits: Sequence[Rule], values: dict[str, Any], precedence
     blocking = next((r for r in hits if r.outputs.status == "no_agreement"), None)
     if blocking is not None:
         reason = fill(blocking.outputs.reason or "", values)
-        return no_agreement(reason, pack, [blocking])
+        return no_agreement(reason, pack, [blocking], [r for r in hits if r is not blocking])
     merged: dict[str, Any] = {}
     for rule in hits:
         for key, value in rule.outputs.model_dump(exclude_none=True).items():

@@ -181,6 +181,9 @@ def load_pack(folder: Path) -> Pack:
         scope = tuple(parse_conditions(meta.scope, fields, meta.sets))
     except ConditionError as exc:
         raise PackError(f"{meta_path}: fält 'scope': {exc}") from None
+    for cid in meta.validity_cite:
+        if cid not in meta.citations:
+            raise PackError(f"{meta_path}: fält 'validity_cite': okänd citering {cid!r}")
     for name, recipient in meta.recipients.items():
         for cid in recipient.cite:
             if cid not in meta.citations:

@@ -67,6 +67,7 @@ class PackMeta(_Yaml):
     valid_from: dt.date | None
     valid_to: dt.date | None
     validity_note: str | None = None
+    validity_cite: list[str] = []
     source: SourceData
     scope: dict[str, Any] = Field(min_length=1)
     citations: dict[str, CitationData] = Field(min_length=1)
