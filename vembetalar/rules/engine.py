@@ -84,18 +84,11 @@ class Engine:
             lapsed = [p for p in self.packs if truths[p.id] and not p.in_force(day)]
             if lapsed:
                 return outputs.out_of_force(lapsed, day)
-            return outputs.no_agreement(
-                "Inget av de inlästa avtalen omfattar ärendet "
-                f"(ärendetyp {case['kind']}, vårdregion {case['care.region'] or 'okänd'}, "
-                f"hemregion {case['patient.home_region'] or 'okänd'})."
-            )
+            return outputs.no_pack(case["kind"], case["care.region"], case["patient.home_region"])
         best = max(p.specificity for p in applicable)
         top = [p for p in applicable if p.specificity == best]
         if len(top) > 1:
-            ids = ", ".join(p.id for p in top)
-            return outputs.no_agreement(
-                f"Flera avtal omfattar ärendet lika specifikt ({ids}); ett av dem måste avgränsas."
-            )
+            return outputs.conflict([p.id for p in top])
         pack = top[0]
         note = precedence_note(pack, [p for p in applicable if p is not pack])
         return self.decide_in_pack(pack, case, note)
@@ -103,17 +96,32 @@ class Engine:
     def decide_in_pack(self, pack: Pack, case: dict[str, Any], note: str | None = None) -> Decision:
         results = [evaluate_table(t, case) for t in pack.tables]
         missing = [f for r in results for f in r.missing]
-        if missing:
-            return outputs.incomplete(pack, missing, note)
-        hits = [r.hit for r in results if r.hit is not None]
-        if len(hits) < len(results):
-            gap = next(t for t, r in zip(pack.tables, results, strict=True) if r.hit is None)
-            blocking = [h for h in hits if h.outputs.status == "no_agreement"]
-            if blocking:
-                return outputs.decided(pack, blocking, case, note)
-            return outputs.no_agreement(
-                f"«{pack.meta.title}» har ingen regel i tabellen «{gap.title}» som täcker ärendet.",
-                pack,
-                hits,
-            )
-        return outputs.decided(pack, hits, case, note)
+        return conclude(pack, [r.hit for r in results], missing, case, note)
+
+
+def conclude(
+    pack: Pack,
+    hits: Sequence[Rule | None],
+    missing: Sequence[str],
+    values: dict[str, Any],
+    note: str | None = None,
+) -> Decision:
+    """From one result per table to the Decision; the batch path calls this too.
+
+    Unknown facts come first (``incomplete``), then a rule that says the agreement does not
+    cover the case, then a table no rule covers; only then is the case decided.
+    """
+    if missing:
+        return outputs.incomplete(pack, missing, note)
+    present = [h for h in hits if h is not None]
+    if len(present) < len(hits):
+        blocking = [h for h in present if h.outputs.status == "no_agreement"]
+        if blocking:
+            return outputs.decided(pack, blocking, values, note)
+        gap = next(t for t, h in zip(pack.tables, hits, strict=True) if h is None)
+        return outputs.no_agreement(
+            f"«{pack.meta.title}» har ingen regel i tabellen «{gap.title}» som täcker ärendet.",
+            pack,
+            present,
+        )
+    return outputs.decided(pack, present, values, note)

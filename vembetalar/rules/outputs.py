@@ -89,6 +89,18 @@ def no_agreement(
     )
 
 
+def no_pack(kind: str, care_region: str | None, home_region: str | None) -> Decision:
+    return no_agreement(
+        "Inget av de inlästa avtalen omfattar ärendet "
+        f"(ärendetyp {kind}, vårdregion {care_region or 'okänd'}, hemregion {home_region or 'okänd'})."
+    )
+
+
+def conflict(pack_ids: Sequence[str]) -> Decision:
+    ids = ", ".join(pack_ids)
+    return no_agreement(f"Flera avtal omfattar ärendet lika specifikt ({ids}); ett av dem måste avgränsas.")
+
+
 def out_of_force(packs: Sequence[Pack], day: dt.date) -> Decision:
     parts = [f"«{p.meta.title}» ({p.id}) gäller {p.validity_text()}" for p in packs]
     return Decision(

@@ -1,0 +1,178 @@
+"""Reading case files for the batch path and checking them as strictly as single cases.
+
+A batch is validated column by column with Polars (no Python per row). Any invalid row stops
+the run with the row number and the field named — a silently skipped case would be a case
+nobody billed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from vembetalar.model.case import KIND_AREAS, FieldSpec, case_fields
+
+PASSTHROUGH = ("id",)
+MAX_REPORTED = 5
+
+
+class BadBatch(ValueError):
+    """The batch file cannot be decided; the message names the rows and fields."""
+
+
+def read_cases(path: Path) -> pl.DataFrame:
+    """CSV, JSON lines or Parquet by file suffix; nested JSON objects are flattened."""
+    suffix = path.suffix.lower()
+    if not path.exists():
+        raise BadBatch(f"{path}: filen finns inte")
+    try:
+        if suffix == ".csv":
+            frame = pl.read_csv(path, infer_schema=False)
+        elif suffix in (".jsonl", ".ndjson"):
+            frame = pl.read_ndjson(path, infer_schema_length=None)
+        elif suffix == ".parquet":
+            frame = pl.read_parquet(path)
+        else:
+            raise BadBatch(f"{path}: okänt filformat {suffix!r} (använd .csv, .jsonl eller .parquet)")
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise BadBatch(f"{path}: kunde inte läsas: {str(exc).splitlines()[0]}") from None
+    return flatten(frame)
+
+
+def flatten(frame: pl.DataFrame) -> pl.DataFrame:
+    while any(isinstance(t, pl.Struct) for t in frame.dtypes):
+        cols = []
+        for name, dtype in frame.schema.items():
+            if isinstance(dtype, pl.Struct):
+                cols += [pl.col(name).struct.field(f.name).alias(f"{name}.{f.name}") for f in dtype.fields]
+            else:
+                cols.append(pl.col(name))
+        frame = frame.select(cols)
+    return frame
+
+
+def _as_string(col: pl.Expr, dtype: pl.DataType, spec: FieldSpec) -> pl.Expr:
+    if dtype.is_integer() and spec.values:
+        width = len(spec.values[0])
+        return col.cast(pl.String).str.zfill(width)
+    return col.cast(pl.String)
+
+
+def _convert(spec: FieldSpec, dtype: pl.DataType) -> pl.Expr:
+    col = pl.col(spec.name)
+    if spec.type == "category":
+        return _as_string(col, dtype, spec)
+    if spec.type == "bool":
+        if dtype == pl.Boolean:
+            return col
+        text = col.cast(pl.String).str.to_lowercase().str.strip_chars()
+        return pl.when(text.is_in(["true", "1"])).then(True).when(text.is_in(["false", "0"])).then(False)
+    if spec.type == "number":
+        return col.cast(pl.Float64, strict=False)
+    if spec.type == "integer":
+        if dtype.is_float():
+            return pl.when(col == col.floor()).then(col.cast(pl.Int64, strict=False))
+        return col.cast(pl.Int64, strict=False)
+    if dtype == pl.Date:
+        return col
+    return col.cast(pl.String).str.strip_chars().str.to_date("%Y-%m-%d", strict=False)
+
+
+def _problems(spec: FieldSpec, raw: pl.Expr, value: pl.Expr) -> pl.Expr:
+    """Per row: a message when the raw value is given but invalid, else null."""
+    given = raw.is_not_null() & (raw.cast(pl.String) != "")
+    bad = given & value.is_null()
+    kind = {
+        "category": "är inte ett tillåtet värde",
+        "bool": "ska vara true eller false",
+        "number": "ska vara ett tal",
+        "integer": "ska vara ett heltal",
+        "date": "är inte ett giltigt datum (ÅÅÅÅ-MM-DD)",
+    }[spec.type]
+    if spec.type == "category":
+        bad = given & ~value.is_in(list(spec.values)).fill_null(False)
+    elif spec.type in ("number", "integer"):
+        bad = bad | (value < 0).fill_null(False)
+        kind += " (inte negativt)"
+        if spec.name == "patient.age":
+            bad = bad | (value > 130).fill_null(False)
+    msg = pl.format("{}: '{}' " + kind, pl.lit(spec.name), raw.cast(pl.String))
+    return pl.when(bad).then(msg)
+
+
+def prepare(frame: pl.DataFrame) -> pl.DataFrame:
+    """Typed columns for every case field (a missing column = not known), or BadBatch."""
+    fields = case_fields()
+    unknown = [c for c in frame.columns if c not in fields and c not in PASSTHROUGH]
+    if unknown:
+        raise BadBatch(f"okända kolumner: {', '.join(unknown)} (använd t.ex. patient.home_region)")
+    for name, spec in fields.items():
+        if spec.required and name not in frame.columns:
+            raise BadBatch(f"kolumnen {name!r} saknas men är obligatorisk")
+    present = {n: frame.schema[n] for n in fields if n in frame.columns}
+    dtypes = {"bool": pl.Boolean, "number": pl.Float64, "integer": pl.Int64, "date": pl.Date}
+    converted = frame.select(
+        *[pl.col(p) for p in PASSTHROUGH if p in frame.columns],
+        *[
+            _convert(spec, present[n]).alias(n)
+            if n in present
+            else pl.lit(None, dtype=dtypes.get(spec.type, pl.String)).alias(n)
+            for n, spec in fields.items()
+        ],
+    )
+    problems = [_problems(fields[n], pl.col(f"_raw_{n}"), pl.col(n)) for n in present]
+    required = [
+        pl.when(pl.col(n).is_null()).then(pl.lit(f"{n}: saknas men är obligatoriskt"))
+        for n, s in fields.items()
+        if s.required
+    ]
+    pairs = [f"{k}/{a}" for k, areas in KIND_AREAS.items() for a in areas]
+    kind_area = pl.when(
+        pl.col("product.area").is_not_null()
+        & ~pl.concat_str([pl.col("kind"), pl.col("product.area")], separator="/").is_in(pairs)
+    ).then(
+        pl.format(
+            "product.area: '{}' passar inte ärendetypen '{}'", pl.col("product.area"), pl.col("kind")
+        )
+    )
+    muni, region = pl.col("patient.home_municipality"), pl.col("patient.home_region")
+    muni_region = pl.when(muni.str.slice(0, 2) != region).then(
+        pl.format("patient: kommun {} ligger inte i län {} (patient.home_region)", muni, region)
+    )
+    with_raw = converted.with_columns([frame.get_column(n).alias(f"_raw_{n}") for n in present])
+    errors = (
+        with_raw.with_row_index("_line", offset=1)
+        .select("_line", pl.coalesce([*problems, *required, kind_area, muni_region]).alias("_error"))
+        .filter(pl.col("_error").is_not_null())
+    )
+    if errors.height:
+        shown = [f"rad {line}: {msg}" for line, msg in errors.head(MAX_REPORTED).iter_rows()]
+        more = f" (och {errors.height - MAX_REPORTED} rader till)" if errors.height > MAX_REPORTED else ""
+        raise BadBatch("; ".join(shown) + more)
+    return converted
+
+
+def write_decisions(decisions: pl.DataFrame, path: Path) -> None:
+    suffix = path.suffix.lower()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".csv":
+        decisions.drop("decision", strict=False).write_csv(path)
+    elif suffix == ".parquet":
+        decisions.write_parquet(path)
+    elif suffix in (".jsonl", ".ndjson"):
+        with path.open("w", encoding="utf-8") as fh:
+            ids = decisions.get_column("id") if "id" in decisions.columns else None
+            for i, text in enumerate(decisions.get_column("decision")):
+                if ids is not None:
+                    fh.write('{"id":' + _json_str(ids[i]) + ',' + text[1:] + "\n")
+                else:
+                    fh.write(text + "\n")
+    else:
+        raise BadBatch(f"{path}: okänt filformat {suffix!r} (använd .csv, .jsonl eller .parquet)")
+
+
+def _json_str(value: object) -> str:
+    import json
+
+    return json.dumps(value, ensure_ascii=False)
