@@ -10,7 +10,6 @@ by construction, and a test checks it on random cases.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
@@ -60,9 +59,13 @@ def _or(exprs: Sequence[pl.Expr]) -> pl.Expr:
     return out
 
 
-def _table_exprs(table: Table) -> tuple[pl.Expr, dict[str, pl.Expr]]:
-    """The hit index per row (or INCOMPLETE / NO_HIT) and, per field, 'this field is missing'."""
-    truths = [all_of_expr(list(r.conditions)) for r in table.rules]
+def _table_exprs(table: Table, prefix: str) -> tuple[list[pl.Expr], pl.Expr, dict[str, pl.Expr]]:
+    """Truth columns to materialise first, then the hit index per row (or INCOMPLETE / NO_HIT)
+    and, per field, 'this field is missing'. Materialising the truths once keeps every later
+    expression a cheap column lookup."""
+    names = [f"{prefix}_{i}" for i in range(len(table.rules))]
+    materialise = [all_of_expr(list(r.conditions)).alias(n) for r, n in zip(table.rules, names, strict=True)]
+    truths = [pl.col(n) for n in names]
     flags: dict[str, list[pl.Expr]] = {}
     if table.hit_policy == "first":
         chain: Any = pl
@@ -84,7 +87,7 @@ def _table_exprs(table: Table) -> tuple[pl.Expr, dict[str, pl.Expr]]:
         for i, t in enumerate(truths):
             for field in dict.fromkeys(c.field for c in table.rules[i].conditions):
                 flags.setdefault(field, []).append(none_true & t.is_null() & pl.col(field).is_null())
-    return index.cast(pl.Int16), {f: _or(v) for f, v in flags.items()}
+    return materialise, index.cast(pl.Int16), {f: _or(v) for f, v in flags.items()}
 
 
 def _in_force(pack: Pack) -> pl.Expr:
@@ -96,11 +99,13 @@ def _in_force(pack: Pack) -> pl.Expr:
     return expr
 
 
-def _select_packs(engine: Engine, frame: pl.DataFrame) -> pl.DataFrame:
+def _select_packs(engine: Engine, frame: pl.LazyFrame) -> pl.LazyFrame:
     """Which pack decides each row, mirroring ``Engine.decide_flat``."""
     packs = engine.packs
-    scope = [all_of_expr(list(p.scope)) for p in packs]
-    force = [_in_force(p) for p in packs]
+    frame = frame.with_columns(all_of_expr(list(p.scope)).alias(f"_scope{i}") for i, p in enumerate(packs))
+    frame = frame.with_columns(_in_force(p).alias(f"_force{i}") for i, p in enumerate(packs))
+    scope = [pl.col(f"_scope{i}") for i in range(len(packs))]
+    force = [pl.col(f"_force{i}") for i in range(len(packs))]
     unknown = [f & s.is_null() for f, s in zip(force, scope, strict=True)]
     applicable = [f & s.fill_null(False) for f, s in zip(force, scope, strict=True)]
     lapsed = [s.fill_null(False) & ~f for f, s in zip(force, scope, strict=True)]
@@ -132,14 +137,14 @@ def _select_packs(engine: Engine, frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _decide_pack_rows(pack: Pack, frame: pl.DataFrame) -> pl.DataFrame:
+def _decide_pack_rows(pack: Pack, frame: pl.LazyFrame) -> pl.LazyFrame:
     flags: dict[str, list[pl.Expr]] = {}
     hit_cols = []
     for t_index, table in enumerate(pack.tables):
-        index, table_flags = _table_exprs(table)
+        truths, index, table_flags = _table_exprs(table, f"_t{t_index}")
         name = f"_hit{t_index}"
         hit_cols.append(name)
-        frame = frame.with_columns(index.alias(name))
+        frame = frame.with_columns(truths).with_columns(index.alias(name))
         for f, e in table_flags.items():
             flags.setdefault(f, []).append(e)
     # A template needs its field only when the rule using it fires and every table has a hit.
@@ -154,6 +159,18 @@ def _decide_pack_rows(pack: Pack, frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(_missing_column({f: _or(v) for f, v in flags.items()}).alias("_missing"))
 
 
+def _template_value(pack: Pack, field: str, dtype: pl.DataType) -> pl.Expr:
+    """The field's value where a rule that fired uses it in a template, else null — so that
+    values no output depends on do not multiply the distinct keys."""
+    used = [
+        pl.col(f"_hit{t}") == r
+        for t, table in enumerate(pack.tables)
+        for r, rule in enumerate(table.rules)
+        if field in rule.template_fields
+    ]
+    return pl.when(_or(used)).then(pl.col(field)).otherwise(pl.lit(None, dtype=dtype))
+
+
 def template_fields(pack: Pack) -> list[str]:
     return list(dict.fromkeys(f for r in pack.rules() for f in r.template_fields))
 
@@ -163,43 +180,24 @@ def decide_frame(engine: Engine, frame: pl.DataFrame, *, with_json: bool = False
 
     Returns one row per case with the summary columns, and the full Decision as JSON when asked.
     """
-    frame = frame.with_row_index("_row")
+    schema = frame.schema
+    lazy = frame.lazy().with_row_index("_row")
     for spec in case_fields().values():
         if spec.null_means is not None:
-            frame = frame.with_columns(pl.col(spec.name).fill_null(spec.null_means))
-    frame = _select_packs(engine, frame)
+            lazy = lazy.with_columns(pl.col(spec.name).fill_null(spec.null_means))
+    lazy = _select_packs(engine, lazy)
     # Key columns for rows no pack decides, with values irrelevant to their reason nulled out.
     no_pack = pl.col("_pack") == NO_PACK
     has_lapsed = pl.col("_lapsed") != ""
-    frame = frame.with_columns(
-        pl.when(no_pack & has_lapsed).then(pl.col("date")).alias("_k_date"),
+    lazy = lazy.with_columns(
         pl.when(no_pack & ~has_lapsed).then(pl.col("kind")).alias("_k_kind"),
         pl.when(no_pack & ~has_lapsed).then(pl.col("care.region")).alias("_k_care"),
         pl.when(no_pack & ~has_lapsed).then(pl.col("patient.home_region")).alias("_k_home"),
     )
-    parts = []
+    lazy = lazy.collect().lazy()  # evaluated once, then shared by the per-pack branches
     max_tables = max((len(p.tables) for p in engine.packs), default=0)
     hit_cols = [f"_hit{i}" for i in range(max_tables)]
     tmpl_all = list(dict.fromkeys(f for p in engine.packs for f in template_fields(p)))
-    for index, pack in enumerate(engine.packs):
-        rows = frame.filter(pl.col("_pack") == index)
-        if rows.height:
-            rows = _decide_pack_rows(pack, rows)
-            keep = set(template_fields(pack))
-            rows = rows.with_columns(
-                [pl.lit(None, dtype=rows.schema[f]).alias(f) for f in tmpl_all if f not in keep]
-            )
-            parts.append(rows)
-    others = frame.filter(pl.col("_pack") < 0).with_columns(
-        pl.lit(None, dtype=pl.String).alias("_missing"),
-        *[pl.lit(None, dtype=frame.schema[f]).alias(f) for f in tmpl_all],
-    )
-    parts.append(others)
-    for i, part in enumerate(parts):
-        missing_cols = [c for c in hit_cols if c not in part.columns]
-        parts[i] = part.with_columns([pl.lit(None, dtype=pl.Int16).alias(c) for c in missing_cols])
-    frame = pl.concat(parts, how="diagonal_relaxed")
-
     # The key: everything a Decision depends on.
     key_cols = [
         "_pack",
@@ -208,27 +206,42 @@ def decide_frame(engine: Engine, frame: pl.DataFrame, *, with_json: bool = False
         "_scope_missing",
         "_applicable",
         "_lapsed",
-        "_k_date",
         "_k_kind",
         "_k_care",
         "_k_home",
         *tmpl_all,
     ]
-    keys = frame.select(key_cols).unique()
-    built = [_decision_for_key(engine, dict(zip(key_cols, row, strict=True)), hit_cols) for row in keys.iter_rows()]
-    table = keys.with_columns(
-        [pl.Series(col, [b[0][col] for b in built]) for col in SUMMARY_COLUMNS]
-        + ([pl.Series("decision", [b[1] for b in built])] if with_json else [])
+    parts = []
+    for index, pack in enumerate(engine.packs):
+        rows = _decide_pack_rows(pack, lazy.filter(pl.col("_pack") == index))
+        rows = rows.with_columns(
+            [_template_value(pack, f, schema[f]).alias(f) for f in tmpl_all]
+            + [pl.lit(None, dtype=pl.Int16).alias(c) for c in hit_cols[len(pack.tables) :]]
+        )
+        parts.append(rows.select(["_row", *key_cols]))
+    others = lazy.filter(pl.col("_pack") < 0).with_columns(
+        pl.lit(None, dtype=pl.String).alias("_missing"),
+        *[pl.lit(None, dtype=schema[f]).alias(f) for f in tmpl_all],
+        *[pl.lit(None, dtype=pl.Int16).alias(c) for c in hit_cols],
     )
-    result = frame.select(["_row", *key_cols]).join(table, on=key_cols, how="left", nulls_equal=True)
-    return result.sort("_row").select(
-        [*SUMMARY_COLUMNS, *(["decision"] if with_json else [])]
-    )
+    parts.append(others.select(["_row", *key_cols]))
+    groups = pl.concat(parts, how="vertical_relaxed").group_by(key_cols).agg("_row").collect()
+    built = [
+        _decision_for_key(engine, dict(zip(key_cols, row, strict=True)), hit_cols, with_json)
+        for row in groups.select(key_cols).iter_rows()
+    ]
+    columns = [pl.Series(col, [b[0][col] for b in built]) for col in SUMMARY_COLUMNS]
+    if with_json:
+        columns.append(pl.Series("decision", [b[1] for b in built]))
+    table = groups.select("_row").with_columns(columns)
+    return table.explode("_row").sort("_row").drop("_row")
 
 
-def _decision_for_key(engine: Engine, key: dict[str, Any], hit_cols: list[str]) -> tuple[dict[str, Any], str]:
+def _decision_for_key(
+    engine: Engine, key: dict[str, Any], hit_cols: list[str], with_json: bool
+) -> tuple[dict[str, Any], str | None]:
     decision = decision_for_key(engine, key, hit_cols)
-    return summary(decision), decision.model_dump_json()
+    return summary(decision), decision.model_dump_json() if with_json else None
 
 
 def decision_for_key(engine: Engine, key: dict[str, Any], hit_cols: list[str]) -> Decision:
@@ -241,8 +254,7 @@ def decision_for_key(engine: Engine, key: dict[str, Any], hit_cols: list[str]) -
         return outputs.conflict([i for i in applicable if engine.pack(i).specificity == best])
     if pack_index == NO_PACK:
         if key["_lapsed"]:
-            day: dt.date = key["_k_date"]
-            return outputs.out_of_force([engine.pack(i) for i in key["_lapsed"].split(",")], day)
+            return outputs.out_of_force([engine.pack(i) for i in key["_lapsed"].split(",")])
         return outputs.no_pack(key["_k_kind"], key["_k_care"], key["_k_home"])
     pack = engine.packs[pack_index]
     others = [engine.pack(i) for i in key["_applicable"].split(",") if i != pack.id]

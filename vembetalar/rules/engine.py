@@ -83,7 +83,7 @@ class Engine:
         if not applicable:
             lapsed = [p for p in self.packs if truths[p.id] and not p.in_force(day)]
             if lapsed:
-                return outputs.out_of_force(lapsed, day)
+                return outputs.out_of_force(lapsed)
             return outputs.no_pack(case["kind"], case["care.region"], case["patient.home_region"])
         best = max(p.specificity for p in applicable)
         top = [p for p in applicable if p.specificity == best]

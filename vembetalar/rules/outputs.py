@@ -3,7 +3,6 @@ decision reads the same wherever it was made."""
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -101,11 +100,11 @@ def conflict(pack_ids: Sequence[str]) -> Decision:
     return no_agreement(f"Flera avtal omfattar ärendet lika specifikt ({ids}); ett av dem måste avgränsas.")
 
 
-def out_of_force(packs: Sequence[Pack], day: dt.date) -> Decision:
+def out_of_force(packs: Sequence[Pack]) -> Decision:
     parts = [f"«{p.meta.title}» ({p.id}) gäller {p.validity_text()}" for p in packs]
     return Decision(
         status="no_agreement",
-        reason=f"Inget avtal gäller på ärendets datum {day.isoformat()}: " + "; ".join(parts),
+        reason="Ärendets datum ligger utanför avtalets giltighetstid: " + "; ".join(parts),
         citations=[p.cite_text(c) for p in packs for c in p.meta.validity_cite],
         explanation=Explanation(pack=packs[0].id, pack_title=packs[0].meta.title),
     )
