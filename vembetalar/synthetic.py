@@ -50,20 +50,30 @@ def generate_cases(n: int, seed: int = 7) -> pl.DataFrame:
 
     # Steer most cases into some agreement's scope: drugs between VGR and Halland, devices
     # prescribed in Skåne, medtech and SärNär for Värmland residents.
-    home_focus = {"drug_exception": ["13", "14"], "assistive_device": focus,
-                  "medtech_product": ["17"], "nutrition_product": ["17"]}
-    care_focus = {"drug_exception": ["13", "14"], "assistive_device": ["12"],
-                  "medtech_product": ["17"], "nutrition_product": ["17"]}
+    home_focus = {
+        "drug_exception": ["13", "14"],
+        "assistive_device": focus,
+        "medtech_product": ["17"],
+        "nutrition_product": ["17"],
+    }
+    care_focus = {
+        "drug_exception": ["13", "14"],
+        "assistive_device": ["12"],
+        "medtech_product": ["17"],
+        "nutrition_product": ["17"],
+    }
     home = np.array(_pick(rng, n, regions, null=0.03), dtype=object)
     care = np.array(_pick(rng, n, regions, null=0.03), dtype=object)
     steer = rng.random(n) < 0.85
     for k in kinds:
         mask = (kind == k) & steer
         home[mask & (home != None)] = rng.choice(  # noqa: E711
-            np.array(home_focus[k], dtype=object), size=int((mask & (home != None)).sum())  # noqa: E711
+            np.array(home_focus[k], dtype=object),
+            size=int((mask & (home != None)).sum()),  # noqa: E711
         )
         care[mask & (care != None)] = rng.choice(  # noqa: E711
-            np.array(care_focus[k], dtype=object), size=int((mask & (care != None)).sum())  # noqa: E711
+            np.array(care_focus[k], dtype=object),
+            size=int((mask & (care != None)).sum()),  # noqa: E711
         )
     muni = np.empty(n, dtype=object)
     for region, munis in by_region.items():
@@ -73,8 +83,16 @@ def generate_cases(n: int, seed: int = 7) -> pl.DataFrame:
 
     start = dt.date(2020, 6, 1).toordinal()
     days = rng.integers(0, dt.date(2027, 6, 30).toordinal() - start, size=n)
-    edges = [dt.date(2020, 12, 31), dt.date(2021, 1, 1), dt.date(2022, 12, 31), dt.date(2023, 1, 1),
-             dt.date(2024, 2, 1), dt.date(2024, 2, 2), dt.date(2026, 12, 31), dt.date(2027, 1, 1)]
+    edges = [
+        dt.date(2020, 12, 31),
+        dt.date(2021, 1, 1),
+        dt.date(2022, 12, 31),
+        dt.date(2023, 1, 1),
+        dt.date(2024, 2, 1),
+        dt.date(2024, 2, 2),
+        dt.date(2026, 12, 31),
+        dt.date(2027, 1, 1),
+    ]
     dates = [dt.date.fromordinal(start + int(d)) for d in days]
     for i in np.flatnonzero(rng.random(n) < 0.05):
         dates[i] = edges[int(rng.integers(0, len(edges)))]
@@ -95,7 +113,8 @@ def generate_cases(n: int, seed: int = 7) -> pl.DataFrame:
         "patient.home_region": pl.Series(list(home), dtype=pl.String),
         "patient.home_municipality": pl.Series(list(muni), dtype=pl.String),
         "patient.country": pl.Series(
-            _pick(rng, n, ["SE"] * 14 + ["DK", "NO", "DE", "CH", "US", "TH"], null=0.03), dtype=pl.String
+            _pick(rng, n, ["SE"] * 14 + ["DK", "NO", "DE", "CH", "US", "TH"], null=0.03),
+            dtype=pl.String,
         ),
         "patient.last_home_region": pl.Series(_pick(rng, n, regions, null=0.5), dtype=pl.String),
         "patient.swedish_citizen": _bools(rng, n, 0.6),

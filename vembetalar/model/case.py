@@ -7,8 +7,8 @@ Every optional field may be missing, and missing means *not known* — the engin
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 import types
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import (

@@ -145,7 +145,12 @@ def check_citations(pack: Pack) -> list[Finding]:
     for cid, cit in pack.citations.items():
         if cit.document != pack.meta.source.document:
             findings.append(
-                Finding(pack.id, "error", "citering", f"{cid!r}: dokumentet {cit.document!r} är inte paketets källa")
+                Finding(
+                    pack.id,
+                    "error",
+                    "citering",
+                    f"{cid!r}: dokumentet {cit.document!r} är inte paketets källa",
+                )
             )
         elif _norm(cit.quote) not in source:
             findings.append(

@@ -284,4 +284,3 @@ def summary(decision: Decision) -> dict[str, Any]:
         "missing": ",".join(decision.missing) or None,
         "reason": decision.reason,
     }
-

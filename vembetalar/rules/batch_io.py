@@ -133,7 +133,9 @@ def prepare(frame: pl.DataFrame) -> pl.DataFrame:
         & ~pl.concat_str([pl.col("kind"), pl.col("product.area")], separator="/").is_in(pairs)
     ).then(
         pl.format(
-            "product.area: '{}' passar inte ärendetypen '{}'", pl.col("product.area"), pl.col("kind")
+            "product.area: '{}' passar inte ärendetypen '{}'",
+            pl.col("product.area"),
+            pl.col("kind"),
         )
     )
     muni, region = pl.col("patient.home_municipality"), pl.col("patient.home_region")
@@ -165,7 +167,7 @@ def write_decisions(decisions: pl.DataFrame, path: Path) -> None:
             ids = decisions.get_column("id") if "id" in decisions.columns else None
             for i, text in enumerate(decisions.get_column("decision")):
                 if ids is not None:
-                    fh.write('{"id":' + _json_str(ids[i]) + ',' + text[1:] + "\n")
+                    fh.write('{"id":' + _json_str(ids[i]) + "," + text[1:] + "\n")
                 else:
                     fh.write(text + "\n")
     else:

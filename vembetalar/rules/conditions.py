@@ -67,14 +67,15 @@ class Condition:
             return col.is_in(list(v))
         if self.op == "not_in":
             return ~col.is_in(list(v))
-        return {
+        compare: dict[str, pl.Expr] = {
             "eq": col == v,
             "ne": col != v,
             "lt": col < v,
             "le": col <= v,
             "gt": col > v,
             "ge": col >= v,
-        }[self.op]
+        }
+        return compare[self.op]
 
     def describe(self) -> str:
         """In a form a clerk can read beside the agreement: ``care.region = 14``."""

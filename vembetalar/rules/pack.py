@@ -128,8 +128,14 @@ def _locate(raw: Any, loc: tuple[Any, ...]) -> str:
             parts.append(f"{kind} {label!r}" if label else f"{kind} nr {step + 1}")
             rest = []
         else:
-            node = node.get(step) if isinstance(node, dict) else (
-                node[step] if isinstance(node, list) and isinstance(step, int) and step < len(node) else None
+            node = (
+                node.get(step)
+                if isinstance(node, dict)
+                else (
+                    node[step]
+                    if isinstance(node, list) and isinstance(step, int) and step < len(node)
+                    else None
+                )
             )
             if str(step) not in labels:
                 rest.append(f"[{step}]" if isinstance(step, int) else str(step))
@@ -153,9 +159,7 @@ def _validate(model: type[M], raw: Any, path: Path) -> M:
 
 
 def _templates(outputs: Outputs) -> list[str]:
-    texts: list[str] = [
-        v for v in (outputs.decider, outputs.payer, outputs.invoicer, outputs.contact) if v
-    ]
+    texts: list[str] = [v for v in (outputs.decider, outputs.payer, outputs.invoicer, outputs.contact) if v]
     texts += [t for t in (outputs.reason, outputs.payer_note) if t]
     texts += outputs.actions
     if outputs.invoice:
@@ -225,9 +229,7 @@ def load_pack(folder: Path) -> Pack:
                 if getattr(out, key) is not None:
                     owner = output_owner.setdefault(key, table.id)
                     if owner != table.id:
-                        raise PackError(
-                            f"{where}: fält 'then.{key}': sätts redan av tabell {owner!r}"
-                        )
+                        raise PackError(f"{where}: fält 'then.{key}': sätts redan av tabell {owner!r}")
             compiled.append(
                 Rule(
                     pack_id=meta.id,

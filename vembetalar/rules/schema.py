@@ -10,9 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-PARTY_PATTERN = (
-    r"^(region:(\d\d|\{[a-z_.]+\})|kommun:(\d{4}|\{[a-z_.]+\})|patient|unit)$"
-)
+PARTY_PATTERN = r"^(region:(\d\d|\{[a-z_.]+\})|kommun:(\d{4}|\{[a-z_.]+\})|patient|unit)$"
 
 
 class _Yaml(BaseModel):

@@ -1,0 +1,40 @@
+# vembetalar — the two commands a newcomer needs are `make run` and `make test`.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+
+.PHONY: install run test lint typecheck unit bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## run: decide the bundled demo cases and print the explained decisions
+run: install
+	mkdir -p var
+	$(BIN)/vembetalar demo
+
+## test: lint, type-check, the agreements' own tests and static checks, then pytest
+test: install lint typecheck
+	$(BIN)/vembetalar packs check
+	$(BIN)/vembetalar packs test
+	$(BIN)/python -m pytest -n 2
+
+lint: install
+	$(BIN)/ruff check vembetalar tests bench
+	$(BIN)/ruff format --check vembetalar tests bench
+
+typecheck: install
+	$(BIN)/mypy vembetalar
+
+## bench: benchmarks (not timed tests); results go to bench/RESULTS.md by hand
+bench: install
+	$(BIN)/python bench/decide_batch.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
