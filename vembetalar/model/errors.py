@@ -31,10 +31,22 @@ _MESSAGES = {
 }
 
 
+#: Our own checks, whose messages already quote the value; cross-field ones name their field here.
+_OWN = {
+    "region_code": None,
+    "municipality_code": None,
+    "country_code": None,
+    "area_kind": "product.area",
+    "municipality_region": "patient.home_municipality",
+}
+
+
 def describe(error: dict[str, Any]) -> str:
     """One error as ``field: what is wrong``."""
-    loc = ".".join(str(p) for p in error["loc"]) or "ärendet"
     kind = error["type"]
+    loc = _OWN.get(kind) or ".".join(str(p) for p in error["loc"]) or "ärendet"
+    if kind in _OWN:
+        return f"{loc}: {error['msg']}"
     ctx = error.get("ctx") or {}
     if kind == "literal_error":
         msg = f"ska vara en av {ctx.get('expected', '')}"

@@ -26,6 +26,11 @@ _SYMBOL = {"eq": "=", "ne": "≠", "lt": "<", "le": "≤", "gt": ">", "ge": "≥
 class ConditionError(ValueError):
     """A condition in a pack is malformed; the loader adds file and rule to the message."""
 
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
 
 @dataclass(frozen=True)
 class Condition:
@@ -100,28 +105,28 @@ def normalise_value(spec: FieldSpec, raw: Any) -> Any:
     """Bring a value written in YAML to the type of the case field, or say why it cannot be."""
     if spec.type == "category":
         if isinstance(raw, bool) or not isinstance(raw, str | int):
-            raise ConditionError(f"{spec.name}: {raw!r} ska vara en kod/ett värde i text")
+            raise ConditionError(spec.name, f"{raw!r} ska vara en kod/ett värde i text")
         value = str(raw)
         if isinstance(raw, int) and spec.values:
             width = len(spec.values[0])
             value = value.zfill(width)
         if value not in spec.values:
-            raise ConditionError(f"{spec.name}: {raw!r} är inte ett tillåtet värde")
+            raise ConditionError(spec.name, f"{raw!r} är inte ett tillåtet värde")
         return value
     if spec.type == "bool":
         if not isinstance(raw, bool):
-            raise ConditionError(f"{spec.name}: {raw!r} ska vara true eller false")
+            raise ConditionError(spec.name, f"{raw!r} ska vara true eller false")
         return raw
     if spec.type in ("number", "integer"):
         if isinstance(raw, bool) or not isinstance(raw, int | float):
-            raise ConditionError(f"{spec.name}: {raw!r} ska vara ett tal")
+            raise ConditionError(spec.name, f"{raw!r} ska vara ett tal")
         return float(raw) if spec.type == "number" else raw
     if isinstance(raw, dt.date):
         return raw
     try:
         return dt.date.fromisoformat(str(raw))
     except ValueError:
-        raise ConditionError(f"{spec.name}: {raw!r} ska vara ett datum") from None
+        raise ConditionError(spec.name, f"{raw!r} ska vara ett datum") from None
 
 
 def parse_conditions(
@@ -136,12 +141,12 @@ def parse_conditions(
     for field, raw in when.items():
         spec = fields.get(field)
         if spec is None:
-            raise ConditionError(f"{field}: okänt ärendefält")
+            raise ConditionError(field, "okänt ärendefält")
         if isinstance(raw, list):
             out.append(Condition(field, "in", tuple(normalise_value(spec, x) for x in raw)))
         elif isinstance(raw, dict):
             if not raw:
-                raise ConditionError(f"{field}: tomt villkor")
+                raise ConditionError(field, "tomt villkor")
             for op, arg in raw.items():
                 out.append(_parse_op(spec, str(op), arg, sets))
         else:
@@ -152,20 +157,20 @@ def parse_conditions(
 def _parse_op(spec: FieldSpec, op: str, arg: Any, sets: dict[str, list[str]]) -> Condition:
     if op in ("in_set", "not_in_set"):
         if arg not in sets:
-            raise ConditionError(f"{spec.name}: värdemängden {arg!r} finns inte i paketets sets")
+            raise ConditionError(spec.name, f"värdemängden {arg!r} finns inte i paketets sets")
         values = tuple(normalise_value(spec, x) for x in sets[arg])
         return Condition(spec.name, "in" if op == "in_set" else "not_in", values, str(arg))
     if op not in ALL_OPS:
-        raise ConditionError(f"{spec.name}: okänd operator {op!r}")
+        raise ConditionError(spec.name, f"okänd operator {op!r}")
     if op in NUMERIC_OPS and spec.type not in ("number", "integer", "date"):
-        raise ConditionError(f"{spec.name}: operatorn {op!r} kräver ett tal- eller datumfält")
+        raise ConditionError(spec.name, f"operatorn {op!r} kräver ett tal- eller datumfält")
     if op == "known":
         if arg is not True:
-            raise ConditionError(f"{spec.name}: known tar bara värdet true")
+            raise ConditionError(spec.name, "known tar bara värdet true")
         return Condition(spec.name, "known", True)
     if op in ("in", "not_in"):
         if not isinstance(arg, list) or not arg:
-            raise ConditionError(f"{spec.name}: {op} kräver en icke-tom lista")
+            raise ConditionError(spec.name, f"{op} kräver en icke-tom lista")
         return Condition(spec.name, op, tuple(normalise_value(spec, x) for x in arg))  # type: ignore[arg-type]
     return Condition(spec.name, op, normalise_value(spec, arg))  # type: ignore[arg-type]
 

@@ -184,7 +184,7 @@ def load_pack(folder: Path) -> Pack:
     try:
         scope = tuple(parse_conditions(meta.scope, fields, meta.sets))
     except ConditionError as exc:
-        raise PackError(f"{meta_path}: fält 'scope': {exc}") from None
+        raise PackError(f"{meta_path}: fält 'scope.{exc.field}': {exc.reason}") from None
     for cid in meta.validity_cite:
         if cid not in meta.citations:
             raise PackError(f"{meta_path}: fält 'validity_cite': okänd citering {cid!r}")
@@ -203,33 +203,33 @@ def load_pack(folder: Path) -> Pack:
         for rule in table.rules:
             where = f"{rules_path}: tabell {table.id!r}, regel {rule.id!r}"
             if rule.id in seen_rules:
-                raise PackError(f"{where}: fält 'id': regel-id används redan i paketet")
+                raise PackError(f"{where}, fält 'id': regel-id används redan i paketet")
             seen_rules.add(rule.id)
             try:
                 conditions = tuple(parse_conditions(rule.when, fields, meta.sets))
             except ConditionError as exc:
-                raise PackError(f"{where}: fält 'when.{exc}") from None
+                raise PackError(f"{where}, fält 'when.{exc.field}': {exc.reason}") from None
             for cid in rule.cite:
                 if cid not in meta.citations:
-                    raise PackError(f"{where}: fält 'cite': okänd citering {cid!r}")
+                    raise PackError(f"{where}, fält 'cite': okänd citering {cid!r}")
             out = rule.then
             if out.status == "no_agreement" and not out.reason:
-                raise PackError(f"{where}: fält 'then.reason': krävs när status är no_agreement")
+                raise PackError(f"{where}, fält 'then.reason': krävs när status är no_agreement")
             if out.contact and not _check_reference(meta, out.contact, "contact"):
-                raise PackError(f"{where}: fält 'then.contact': okänd kontakt {out.contact!r}")
+                raise PackError(f"{where}, fält 'then.contact': okänd kontakt {out.contact!r}")
             if out.invoice and not _check_reference(meta, out.invoice.recipient, "recipient"):
                 raise PackError(
-                    f"{where}: fält 'then.invoice.recipient': okänd mottagare {out.invoice.recipient!r}"
+                    f"{where}, fält 'then.invoice.recipient': okänd mottagare {out.invoice.recipient!r}"
                 )
             template_fields = _templates(out)
             for name in template_fields:
                 if name not in fields:
-                    raise PackError(f"{where}: fält 'then': okänt ärendefält {{{name}}} i mall")
+                    raise PackError(f"{where}, fält 'then': okänt ärendefält {{{name}}} i mall")
             for key in OUTPUT_SCALARS:
                 if getattr(out, key) is not None:
                     owner = output_owner.setdefault(key, table.id)
                     if owner != table.id:
-                        raise PackError(f"{where}: fält 'then.{key}': sätts redan av tabell {owner!r}")
+                        raise PackError(f"{where}, fält 'then.{key}': sätts redan av tabell {owner!r}")
             compiled.append(
                 Rule(
                     pack_id=meta.id,
