@@ -66,8 +66,10 @@ def main() -> None:
         best = min(best, time.perf_counter() - t0)
     batch_rate = cases.height / best
     counts = dict(decided.get_column("status").value_counts().iter_rows())
-    print(f"(a) batch (Polars):      {best:6.2f} s for {cases.height:,} cases (+{prep_s:.2f} s validation)"
-          f" = {batch_rate:12,.0f} cases/s   {counts}")
+    print(
+        f"(a) batch (Polars):      {best:6.2f} s for {cases.height:,} cases (+{prep_s:.2f} s validation)"
+        f" = {batch_rate:12,.0f} cases/s   {counts}"
+    )
 
     sample = cases.head(args.per_row)
     rows = [nest(r) for r in sample.iter_rows(named=True)]
@@ -75,16 +77,20 @@ def main() -> None:
     singles = [engine.decide(Case.model_validate(r)) for r in rows]
     single_s = time.perf_counter() - t0
     single_rate = len(rows) / single_s
-    print(f"(b) single-case engine:  {single_s:6.2f} s for {len(rows):,} cases"
-          f"                 = {single_rate:12,.0f} cases/s")
+    print(
+        f"(b) single-case engine:  {single_s:6.2f} s for {len(rows):,} cases"
+        f"                 = {single_rate:12,.0f} cases/s"
+    )
 
     decision = zen.ZenEngine().create_decision(json.dumps(to_jdm(engine.packs)))
     t0 = time.perf_counter()
     zen_results = [decision.evaluate(r)["result"] for r in rows]
     zen_s = time.perf_counter() - t0
     zen_rate = len(rows) / zen_s
-    print(f"(c) zen-engine per row:  {zen_s:6.2f} s for {len(rows):,} cases"
-          f"                 = {zen_rate:12,.0f} cases/s")
+    print(
+        f"(c) zen-engine per row:  {zen_s:6.2f} s for {len(rows):,} cases"
+        f"                 = {zen_rate:12,.0f} cases/s"
+    )
 
     # The tables mean the same in both engines wherever every field a table reads is known.
     agree = compared = 0
@@ -105,12 +111,15 @@ def main() -> None:
         if (s.status, s.payer, s.rule_id) != (b["status"], b["payer"], b["rule_id"])
     )
     print(f"batch vs single-case mismatches on the sample: {mismatches}")
-    print(f"ratios: batch/single = {batch_rate / single_rate:,.0f}×, batch/zen = {batch_rate / zen_rate:,.0f}×,"
-          f" zen/single = {zen_rate / single_rate:.1f}×")
+    print(
+        f"ratios: batch/single = {batch_rate / single_rate:,.0f}×, batch/zen = {batch_rate / zen_rate:,.0f}×,"
+        f" zen/single = {zen_rate / single_rate:.1f}×"
+    )
     if cases.height >= 1_000_000:
         verdict = "met" if best < 2 else "NOT met"
         print(f"target: {cases.height:,} cases in < 2 s → {verdict} ({best:.2f} s)")
     print(f"target: batch ≥ 10× zen-engine → {'met' if batch_rate >= 10 * zen_rate else 'NOT met'}")
+
 
 if __name__ == "__main__":
     main()

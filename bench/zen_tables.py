@@ -38,7 +38,9 @@ def cell(conditions: list[Condition]) -> str:
     return " and ".join(parts)
 
 
-def _table_node(node_id: str, name: str, rows: list[tuple[str, list[Condition]]], out_field: str) -> dict[str, Any]:
+def _table_node(
+    node_id: str, name: str, rows: list[tuple[str, list[Condition]]], out_field: str
+) -> dict[str, Any]:
     fields = list(dict.fromkeys(c.field for _, conds in rows for c in conds))
     inputs = [{"id": f"i{i}", "name": f, "field": f} for i, f in enumerate(fields)]
     rules = []

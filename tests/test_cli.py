@@ -67,7 +67,9 @@ def in_process(*args: str, stdin: str | None = None) -> Any:
 def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in over.items():
-        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        out[key] = (
+            merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        )
     return out
 
 
@@ -222,7 +224,10 @@ ROUTES = [
     route(
         "vgr-halland/bilaga-2-hallandspatient-i-vgr",
         VGR_BASE,
-        {"patient": {"home_region": "13", "home_municipality": "1380"}, "care": {"region": "14", "referral": False}},
+        {
+            "patient": {"home_region": "13", "home_municipality": "1380"},
+            "care": {"region": "14", "referral": False},
+        },
         decider="region:14",
         payer="region:13",
         invoicer="region:14",
@@ -396,7 +401,14 @@ ROUTES = [
     route(
         "skane/swede-abroad-outside-eea-with-last-home-region",
         SKANE_BASE,
-        {"patient": {"country": "TH", "home_region": None, "swedish_citizen": True, "last_home_region": "13"}},
+        {
+            "patient": {
+                "country": "TH",
+                "home_region": None,
+                "swedish_citizen": True,
+                "last_home_region": "13",
+            }
+        },
         decider="region:12",
         payer=None,
         contact=True,
@@ -474,7 +486,11 @@ ROUTES = [
     route(
         "varmland/discharge-7-days-region-sends-along",
         VARMLAND_BASE,
-        {"patient": {"housing": "special_housing"}, "care": {"discharge": True}, "product": {"supply_days": 7}},
+        {
+            "patient": {"housing": "special_housing"},
+            "care": {"discharge": True},
+            "product": {"supply_days": 7},
+        },
         decider="region:17",
         payer="region:17",
         rule=f"{VARMLAND}/utskrivning-hogst-en-vecka",
@@ -484,7 +500,11 @@ ROUTES = [
     route(
         "varmland/discharge-8-days-municipality-pays",
         VARMLAND_BASE,
-        {"patient": {"housing": "special_housing"}, "care": {"discharge": True}, "product": {"supply_days": 8}},
+        {
+            "patient": {"housing": "special_housing"},
+            "care": {"discharge": True},
+            "product": {"supply_days": 8},
+        },
         decider="kommun:1780",
         payer="kommun:1780",
         rule=f"{VARMLAND}/sabo-listad",
@@ -628,22 +648,22 @@ OK = '"date": "2025-03-10", "kind": "assistive_device"'
 BAD_INPUT = {
     "malformed-json": ('{"date": "2025-03-10", "kind": ', ["ogiltig JSON", "rad 1"]),
     "unknown-region-99": (
-        '{' + OK + ', "patient": {"home_region": "99"}}',
+        "{" + OK + ', "patient": {"home_region": "99"}}',
         ["patient.home_region", "99"],
     ),
     "municipality-not-in-home-region": (
-        '{' + OK + ', "patient": {"home_region": "17", "home_municipality": "1380"}}',
+        "{" + OK + ', "patient": {"home_region": "17", "home_municipality": "1380"}}',
         ["patient.home_region", "1380"],
     ),
-    "negative-cost": ('{' + OK + ', "product": {"cost_sek": -5}}', ["product.cost_sek"]),
+    "negative-cost": ("{" + OK + ', "product": {"cost_sek": -5}}', ["product.cost_sek"]),
     "impossible-date": ('{"date": "2024-02-30", "kind": "assistive_device"}', ["date", "2024-02-30"]),
-    "unknown-field": ('{' + OK + ', "patient": {"hoem_region": "17"}}', ["patient.hoem_region"]),
+    "unknown-field": ("{" + OK + ', "patient": {"hoem_region": "17"}}', ["patient.hoem_region"]),
     "bool-as-string-false": (
-        '{' + OK + ', "product": {"advanced_adaptation": "false"}}',
+        "{" + OK + ', "product": {"advanced_adaptation": "false"}}',
         ["product.advanced_adaptation"],
     ),
-    "area-drug-for-assistive-device": ('{' + OK + ', "product": {"area": "drug"}}', ["product.area", "drug"]),
-    "region-as-number": ('{' + OK + ', "care": {"region": 12}}', ["care.region"]),
+    "area-drug-for-assistive-device": ("{" + OK + ', "product": {"area": "drug"}}', ["product.area", "drug"]),
+    "region-as-number": ("{" + OK + ', "care": {"region": 12}}', ["care.region"]),
     "missing-date": ('{"kind": "assistive_device"}', ["date"]),
     "not-an-object": ("[1, 2]", ["ärendet"]),
 }
@@ -675,13 +695,17 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     jobs["explain/hearing"] = (["decide", str(hearing_file), "--explain"], None)
 
     # Batch: one run per format, all routes, with an id column.
-    rows = [{"id": f"r{i:02d}-{name.split('/')[0]}", **flat(case)} for i, (name, case) in enumerate(CASES.items())]
+    rows = [
+        {"id": f"r{i:02d}-{name.split('/')[0]}", **flat(case)} for i, (name, case) in enumerate(CASES.items())
+    ]
     columns = list(dict.fromkeys(k for r in rows for k in r))
     csv_in = tmp / "in.csv"
     csv_in.write_text(_to_csv(rows, columns), encoding="utf-8")
     jsonl_in = tmp / "in.jsonl"
     jsonl_in.write_text(
-        "".join(json.dumps(_route_jsonl_row(n, 100 + i), ensure_ascii=False) + "\n" for i, n in enumerate(CASES)),
+        "".join(
+            json.dumps(_route_jsonl_row(n, 100 + i), ensure_ascii=False) + "\n" for i, n in enumerate(CASES)
+        ),
         encoding="utf-8",
     )
     parquet_in = tmp / "in.parquet"
@@ -704,7 +728,10 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     jobs["batch/bad-row"] = (["decide", "--batch", str(bad_row), "--out", str(tmp / "bad_row_out.csv")], None)
     bad_col = tmp / "bad_col.csv"
     bad_col.write_text("date,kind,patient.hoem_region\n2025-03-10,assistive_device,17\n", encoding="utf-8")
-    jobs["batch/unknown-column"] = (["decide", "--batch", str(bad_col), "--out", str(tmp / "bad_col.csv")], None)
+    jobs["batch/unknown-column"] = (
+        ["decide", "--batch", str(bad_col), "--out", str(tmp / "bad_col.csv")],
+        None,
+    )
     jobs["batch/no-out"] = (["decide", "--batch", str(csv_in)], None)
 
     # Packs: the bundled ones, and broken copies.
@@ -763,7 +790,7 @@ def _rename(folder: Path, new_id: str) -> None:
     meta = folder / "pack.yaml"
     text = meta.read_text(encoding="utf-8").replace(f"id: {VGR}", f"id: {new_id}", 1)
     # A scope one condition narrower than the bundled pack, so the copy does not compete with it.
-    text = text.replace('  kind: drug_exception\n', '  kind: drug_exception\n  patient.country: SE\n', 1)
+    text = text.replace("  kind: drug_exception\n", "  kind: drug_exception\n  patient.country: SE\n", 1)
     meta.write_text(text, encoding="utf-8")
 
 
@@ -794,12 +821,14 @@ PACK_EDITS: dict[str, Callable[[Path], None]] = {
     "unchanged": lambda f: None,
     "gap": lambda f: _edit_rules(f, EGEN_REGION, ""),
     "bad-quote": lambda f: _edit_meta(
-        f, 'quote: "Den region där patienten är folkbokförd har kostnadsansvar för undantagshanteringen"',
+        f,
+        'quote: "Den region där patienten är folkbokförd har kostnadsansvar för undantagshanteringen"',
         'quote: "Den region där patienten vårdas har kostnadsansvar för undantagshanteringen"',
     ),
     "bad-payer": lambda f: _edit_rules(f, 'payer: "region:13"', 'payer: "region:ABC"'),
     "unknown-field": lambda f: _edit_rules(
-        f, 'when: {patient.home_region: "13", care.region: "14", care.referral: true}',
+        f,
+        'when: {patient.home_region: "13", care.region: "14", care.referral: true}',
         'when: {patient.home_region: "13", care.region: "14", care.reffer: true}',
     ),
     "same-scope": lambda f: _edit_meta(f, "  patient.country: SE\n", ""),
@@ -973,7 +1002,10 @@ def test_packs_show_lists_rules_and_quotes(runs: dict[str, Any]) -> None:
     text = norm(proc.stdout)
     for rule_id in ("bilaga-1", "bilaga-2", "bilaga-3", "vgr-remitterad-till-halland", "nt-avradan"):
         assert f"{rule_id}:" in text
-    assert "«Beslut om undantagshantering tas inom Västra Götalandsregionen • Region Halland har kostnadsansvar" in text
+    assert (
+        "«Beslut om undantagshantering tas inom Västra Götalandsregionen • Region Halland har kostnadsansvar"
+        in text
+    )
     assert "patient.home_region = 13 och care.region = 14 och care.referral = nej" in text
 
 
@@ -1051,7 +1083,9 @@ def bug_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Proc]:
     )
     lenient = tmp / "lenient.jsonl"
     lenient.write_text(
-        json.dumps(merge(CASES["vgr-halland/bilaga-1-vgr-patient-i-halland"], {"care": {"referral": "false"}}))
+        json.dumps(
+            merge(CASES["vgr-halland/bilaga-1-vgr-patient-i-halland"], {"care": {"referral": "false"}})
+        )
         + "\n",
         encoding="utf-8",
     )
@@ -1092,7 +1126,7 @@ def test_batch_list_value_is_rejected_cleanly(bug_runs: dict[str, Proc]) -> None
 @pytest.mark.xfail(
     strict=True,
     reason="BUG (contract): batch_io promises to check rows 'as strictly as single cases', but a "
-    "JSON-lines row with care.referral given as the string \"false\" is decided (exit 0) while "
+    'JSON-lines row with care.referral given as the string "false" is decided (exit 0) while '
     "`decide -` rejects the same object with exit 2.",
 )
 def test_batch_jsonl_is_as_strict_as_single_case(bug_runs: dict[str, Proc]) -> None:

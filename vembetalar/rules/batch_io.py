@@ -79,9 +79,15 @@ def _convert(spec: FieldSpec, dtype: pl.DataType) -> pl.Expr:
     return col.cast(pl.String).str.strip_chars().str.to_date("%Y-%m-%d", strict=False)
 
 
-def _problems(spec: FieldSpec, raw: pl.Expr, value: pl.Expr) -> pl.Expr:
-    """Per row: a message when the raw value is given but invalid, else null."""
-    given = raw.is_not_null() & (raw.cast(pl.String) != "")
+def _problem(spec: FieldSpec, raw_dtype: pl.DataType) -> tuple[pl.Expr, pl.Expr]:
+    """Per row: is the raw value given but invalid, and the message saying so.
+
+    The flag is cheap and computed for every row; messages are only built for flagged rows.
+    """
+    raw, value = pl.col(f"_raw_{spec.name}"), pl.col(spec.name)
+    given = raw.is_not_null()
+    if raw_dtype == pl.String:
+        given = given & (raw != "")
     bad = given & value.is_null()
     kind = {
         "category": "är inte ett tillåtet värde",
@@ -97,8 +103,7 @@ def _problems(spec: FieldSpec, raw: pl.Expr, value: pl.Expr) -> pl.Expr:
         kind += " (inte negativt)"
         if spec.name == "patient.age":
             bad = bad | (value > 130).fill_null(False)
-    msg = pl.format("{}: '{}' " + kind, pl.lit(spec.name), raw.cast(pl.String))
-    return pl.when(bad).then(msg)
+    return bad, pl.format("{}: '{}' " + kind, pl.lit(spec.name), raw.cast(pl.String))
 
 
 def prepare(frame: pl.DataFrame) -> pl.DataFrame:
@@ -121,36 +126,35 @@ def prepare(frame: pl.DataFrame) -> pl.DataFrame:
             for n, spec in fields.items()
         ],
     )
-    problems = [_problems(fields[n], pl.col(f"_raw_{n}"), pl.col(n)) for n in present]
-    required = [
-        pl.when(pl.col(n).is_null()).then(pl.lit(f"{n}: saknas men är obligatoriskt"))
+    checks = [_problem(fields[n], dtype) for n, dtype in present.items()]
+    checks += [
+        (pl.col(n).is_null(), pl.lit(f"{n}: saknas men är obligatoriskt"))
         for n, s in fields.items()
         if s.required
     ]
     pairs = [f"{k}/{a}" for k, areas in KIND_AREAS.items() for a in areas]
-    kind_area = pl.when(
-        pl.col("product.area").is_not_null()
-        & ~pl.concat_str([pl.col("kind"), pl.col("product.area")], separator="/").is_in(pairs)
-    ).then(
-        pl.format(
-            "product.area: '{}' passar inte ärendetypen '{}'",
-            pl.col("product.area"),
-            pl.col("kind"),
+    area = pl.col("product.area")
+    checks.append(
+        (
+            area.is_not_null() & ~pl.concat_str([pl.col("kind"), area], separator="/").is_in(pairs),
+            pl.format("product.area: '{}' passar inte ärendetypen '{}'", area, pl.col("kind")),
         )
     )
     muni, region = pl.col("patient.home_municipality"), pl.col("patient.home_region")
-    muni_region = pl.when(muni.str.slice(0, 2) != region).then(
-        pl.format("patient: kommun {} ligger inte i län {} (patient.home_region)", muni, region)
+    checks.append(
+        (
+            (muni.str.slice(0, 2) != region).fill_null(False),
+            pl.format("patient.home_municipality: kommun {} ligger inte i län {}", muni, region),
+        )
     )
     with_raw = converted.with_columns([frame.get_column(n).alias(f"_raw_{n}") for n in present])
-    errors = (
-        with_raw.with_row_index("_line", offset=1)
-        .select("_line", pl.coalesce([*problems, *required, kind_area, muni_region]).alias("_error"))
-        .filter(pl.col("_error").is_not_null())
-    )
-    if errors.height:
-        shown = [f"rad {line}: {msg}" for line, msg in errors.head(MAX_REPORTED).iter_rows()]
-        more = f" (och {errors.height - MAX_REPORTED} rader till)" if errors.height > MAX_REPORTED else ""
+    flagged = with_raw.with_row_index("_line", offset=1).filter(pl.any_horizontal([f for f, _ in checks]))
+    if flagged.height:
+        messages = flagged.select(
+            "_line", pl.coalesce([pl.when(flag).then(msg) for flag, msg in checks]).alias("_error")
+        )
+        shown = [f"rad {line}: {msg}" for line, msg in messages.head(MAX_REPORTED).iter_rows()]
+        more = f" (och {flagged.height - MAX_REPORTED} rader till)" if flagged.height > MAX_REPORTED else ""
         raise BadBatch("; ".join(shown) + more)
     return converted
 
