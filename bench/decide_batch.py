@@ -19,15 +19,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import zen  # noqa: E402
-from zen_tables import to_jdm  # noqa: E402
+import zen
+from zen_tables import to_jdm
 
-from vembetalar.model.case import Case  # noqa: E402
-from vembetalar.rules.batch import decide_frame  # noqa: E402
-from vembetalar.rules.batch_io import prepare  # noqa: E402
-from vembetalar.rules.engine import Engine, evaluate_table  # noqa: E402
-from vembetalar.rules.pack import load_packs  # noqa: E402
-from vembetalar.synthetic import generate_cases, nest  # noqa: E402
+from vembetalar.model.case import Case
+from vembetalar.rules.batch import decide_frame
+from vembetalar.rules.batch_io import prepare
+from vembetalar.rules.engine import Engine, evaluate_table
+from vembetalar.rules.pack import load_packs
+from vembetalar.synthetic import generate_cases, nest
 
 
 def machine() -> str:
