@@ -1,13 +1,15 @@
 """The command line as a user meets it: ``vembetalar decide``, ``decide --batch`` and ``packs …``.
 
 Exit codes, stderr and "no traceback" are checked on real processes (``python -m vembetalar.cli``).
-Starting Python with Polars costs about a second, so the processes a test module needs are started
-together, a few at a time, by module fixtures; the many single-case routes go through Typer's
-CliRunner, which runs the very same ``app`` in-process (one test checks the two agree).
+Starting Python with Polars costs about a second, so those processes are started together, a few at
+a time, by one module fixture (``runs``). The many single-case routes, the ``packs`` listings and the
+bug demonstrations go through Typer's CliRunner, which runs the very same ``app`` in-process (one test
+checks that a real process and CliRunner give the same decision).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -22,10 +24,13 @@ from typing import Any
 import polars as pl
 import pytest
 import yaml
+from rich.console import Console
 from typer.testing import CliRunner
 
 import vembetalar
+import vembetalar.cli as cli_module
 from vembetalar.cli import app
+from vembetalar.rules.pack import load_packs
 
 PACKS_DIR = Path(vembetalar.__file__).parent / "packs"
 VGR = "vgr_halland_undantag_2023"
@@ -62,6 +67,26 @@ def cli_many(jobs: dict[str, Job]) -> dict[str, Proc]:
 
 def in_process(*args: str, stdin: str | None = None) -> Any:
     return CliRunner().invoke(app, list(args), input=stdin, env={"VEMBETALAR_PACKS": None, "COLUMNS": "400"})
+
+
+@pytest.fixture(scope="module", autouse=True)
+def in_process_setup() -> Any:
+    """In-process runs read the bundled packs once (the YAML takes a third of a second to read;
+    the real processes below read them every time, as a user's would) and print to a console as
+    wide as the real processes' (COLUMNS=400), whatever terminal pytest itself runs in."""
+    cache: dict[tuple[str, ...], list[Any]] = {}
+
+    def load(extra: Any = ()) -> list[Any]:
+        key = tuple(map(str, extra))
+        if key not in cache:
+            cache[key] = load_packs(extra)
+        return cache[key]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cli_module, "load_packs", load)
+        mp.setattr(cli_module, "out", Console(width=400))
+        mp.setattr(cli_module, "err", Console(width=400, stderr=True))
+        yield
 
 
 def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -541,7 +566,6 @@ ROUTES = [
 ]
 
 CASES = {p.id: p.values[0] for p in ROUTES}
-SKANE_CONTACT = {"hjalpmedelkundtjanst@skane.se"}
 
 
 @pytest.fixture(scope="module")
@@ -585,10 +609,10 @@ def test_decide_stdin_answers_the_contract(
         assert any(norm(quote) in norm(q) for q in quotes), quotes
 
 
-def test_decide_route_specifics() -> None:
+def test_decide_route_specifics(single: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
     """Details of some routes that do not fit the table above: reasons, notes, actions, missing."""
     runs = {
-        name: json.loads(in_process("decide", "-", stdin=json.dumps(CASES[name])).stdout)
+        name: single(CASES[name])
         for name in (
             "vgr-halland/vgr-patient-remitterad-till-halland-no-agreement",
             "skane/eu-eea-patient-payer-null-with-note",
@@ -663,9 +687,15 @@ BAD_INPUT = {
         ["product.advanced_adaptation"],
     ),
     "area-drug-for-assistive-device": ("{" + OK + ', "product": {"area": "drug"}}', ["product.area", "drug"]),
+}
+MORE_BAD_INPUT = {
     "region-as-number": ("{" + OK + ', "care": {"region": 12}}', ["care.region"]),
-    "missing-date": ('{"kind": "assistive_device"}', ["date"]),
-    "not-an-object": ("[1, 2]", ["ärendet"]),
+    "missing-date": ('{"kind": "assistive_device"}', ["date", "saknas"]),
+    "not-an-object": ("[1, 2]", ["ärendet", "JSON-objekt"]),
+    "age-over-130": ("{" + OK + ', "patient": {"age": 131}}', ["patient.age", "130"]),
+    "country-not-iso": ("{" + OK + ', "patient": {"country": "XX"}}', ["patient.country", "XX"]),
+    "unknown-kind": ('{"date": "2025-03-10", "kind": "drug"}', ["kind"]),
+    "empty-stdin": ("", ["ogiltig JSON"]),
 }
 
 
@@ -690,9 +720,6 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     case_file = tmp / "bilaga2.json"
     case_file.write_text(json.dumps(bilaga2, ensure_ascii=False), encoding="utf-8")
     jobs["explain/bilaga-2"] = (["decide", str(case_file), "--explain"], None)
-    hearing_file = tmp / "horsel.json"
-    hearing_file.write_text(json.dumps(CASES["skane/hearing-aid-payment-commitment"]), encoding="utf-8")
-    jobs["explain/hearing"] = (["decide", str(hearing_file), "--explain"], None)
 
     # Batch: one run per format, all routes, with an id column.
     rows = [
@@ -729,16 +756,12 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     bad_col = tmp / "bad_col.csv"
     bad_col.write_text("date,kind,patient.hoem_region\n2025-03-10,assistive_device,17\n", encoding="utf-8")
     jobs["batch/unknown-column"] = (
-        ["decide", "--batch", str(bad_col), "--out", str(tmp / "bad_col.csv")],
+        ["decide", "--batch", str(bad_col), "--out", str(tmp / "bad_col_out.csv")],
         None,
     )
     jobs["batch/no-out"] = (["decide", "--batch", str(csv_in)], None)
 
     # Packs: the bundled ones, and broken copies.
-    jobs["packs/list"] = (["packs", "list"], None)
-    jobs["packs/show"] = (["packs", "show", VGR], None)
-    jobs["packs/test"] = (["packs", "test"], None)
-    jobs["packs/check"] = (["packs", "check"], None)
     jobs["packs/show-nope"] = (["packs", "show", "nope"], None)
     for name, edit in PACK_EDITS.items():
         root = tmp / "packs" / name
@@ -766,7 +789,6 @@ def _to_csv(rows: list[dict[str, Any]], columns: list[str]) -> str:
 
 def _to_frame(rows: list[dict[str, Any]], columns: list[str]) -> pl.DataFrame:
     """Typed Parquet columns (booleans, floats, real dates), as a data warehouse would export them."""
-    import datetime as dt
 
     def typed(column: str) -> pl.Series:
         values = [r.get(column) for r in rows]
@@ -808,18 +830,18 @@ def _edit_meta(folder: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new, 1), encoding="utf-8")
 
 
-EGEN_REGION = """      - id: egen-region
-        title: Patienten vårdas i sin hemregion
-        when: {patient.home_region: "13", care.region: "13"}
-        then:
-          status: no_agreement
-          reason: Patienten är folkbokförd i vårdregionen och är ingen utomlänspatient; regionens egna rutiner gäller.
-        cite: [princip-kostnad]
-"""
+def _delete_rule(folder: Path, rule_id: str) -> None:
+    """Cut one rule (from its ``- id:`` line to the next rule's) out of rules.yaml."""
+    path = folder / "rules.yaml"
+    text = path.read_text(encoding="utf-8")
+    start = text.index(f"      - id: {rule_id}\n")
+    end = text.index("      - id: ", start + 1)
+    path.write_text(text[:start] + text[end:], encoding="utf-8")
+
 
 PACK_EDITS: dict[str, Callable[[Path], None]] = {
     "unchanged": lambda f: None,
-    "gap": lambda f: _edit_rules(f, EGEN_REGION, ""),
+    "gap": lambda f: _delete_rule(f, "egen-region"),
     "bad-quote": lambda f: _edit_meta(
         f,
         'quote: "Den region där patienten är folkbokförd har kostnadsansvar för undantagshanteringen"',
@@ -867,6 +889,19 @@ def test_bad_input_exits_2_with_one_line_naming_the_field(runs: dict[str, Any], 
         assert token in line, (token, line)
 
 
+@pytest.mark.parametrize("name", MORE_BAD_INPUT)
+def test_more_bad_input_in_process(name: str) -> None:
+    text, tokens = MORE_BAD_INPUT[name]
+    result = in_process("decide", "-", stdin=text)
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)  # no exception escaped the command
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fel: "), result.stderr
+    assert result.stdout == ""
+    for token in tokens:
+        assert token in lines[0], (token, lines[0])
+
+
 def test_stdin_in_a_real_process_matches_cli_runner(
     runs: dict[str, Any], single: Callable[[dict[str, Any]], dict[str, Any]]
 ) -> None:
@@ -906,10 +941,12 @@ def test_explain_prints_swedish_with_the_source_quoted(runs: dict[str, Any]) -> 
     assert not text.lstrip().startswith("{")
 
 
-def test_explain_hearing_aid_says_what_comes_first(runs: dict[str, Any]) -> None:
-    proc = runs["explain/hearing"]
-    assert proc.returncode == 0, proc.stderr
-    text = _plain(proc.stdout)
+def test_explain_hearing_aid_says_what_comes_first(tmp_path: Path) -> None:
+    case_file = tmp_path / "horsel.json"
+    case_file.write_text(json.dumps(CASES["skane/hearing-aid-payment-commitment"]), encoding="utf-8")
+    result = in_process("decide", str(case_file), "--explain")
+    assert result.exit_code == 0, result.output
+    text = _plain(result.stdout)
     assert "Betalningsförbindelse Krävs innan förskrivning" in text
     assert "Gör först: kontakta Region Halland" in text
     assert "«Det är förskrivarens ansvar att få godkännande från hemregionen." in text
@@ -987,19 +1024,19 @@ def test_batch_without_out_exits_2(runs: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def test_packs_list(runs: dict[str, Any]) -> None:
-    proc = runs["packs/list"]
-    assert proc.returncode == 0, proc.stderr
+def test_packs_list() -> None:
+    result = in_process("packs", "list")
+    assert result.exit_code == 0, result.output
     for pack_id in (VGR, SKANE, VARMLAND):
-        assert pack_id in proc.stdout
-    assert "2021-01-01 – 2024-02-01" in proc.stdout
-    assert "2023-01-01 – 2026-12-31" in proc.stdout
+        assert pack_id in result.stdout
+    assert "2021-01-01 – 2024-02-01" in result.stdout
+    assert "2023-01-01 – 2026-12-31" in result.stdout
 
 
-def test_packs_show_lists_rules_and_quotes(runs: dict[str, Any]) -> None:
-    proc = runs["packs/show"]
-    assert proc.returncode == 0, proc.stderr
-    text = norm(proc.stdout)
+def test_packs_show_lists_rules_and_quotes() -> None:
+    result = in_process("packs", "show", VGR)
+    assert result.exit_code == 0, result.output
+    text = norm(result.stdout)
     for rule_id in ("bilaga-1", "bilaga-2", "bilaga-3", "vgr-remitterad-till-halland", "nt-avradan"):
         assert f"{rule_id}:" in text
     assert (
@@ -1009,13 +1046,13 @@ def test_packs_show_lists_rules_and_quotes(runs: dict[str, Any]) -> None:
     assert "patient.home_region = 13 och care.region = 14 och care.referral = nej" in text
 
 
-def test_packs_test_and_check_pass_on_bundled_packs(runs: dict[str, Any]) -> None:
-    tested = runs["packs/test"]
-    assert tested.returncode == 0, tested.stdout
+def test_packs_test_and_check_pass_on_bundled_packs() -> None:
+    tested = in_process("packs", "test")
+    assert tested.exit_code == 0, tested.stdout
     for pack_id in (VGR, SKANE, VARMLAND):
         assert re.search(rf"ok {pack_id}: (\d+)/\1 testfall", tested.stdout), tested.stdout
-    checked = runs["packs/check"]
-    assert checked.returncode == 0, checked.stdout
+    checked = in_process("packs", "check")
+    assert checked.exit_code == 0, checked.stdout
     assert re.search(r"3 paket, \d+ regler: 0 fel, 0 varningar", checked.stdout), checked.stdout
 
 
@@ -1068,12 +1105,13 @@ def test_malformed_pack_exits_2_naming_file_rule_and_field(
 
 
 # --------------------------------------------------------------------------------------------
-# Product bugs found while writing these tests (strict xfail: they turn red once fixed).
+# Bugs found while writing these tests, now fixed: they stay as regression tests.
 # --------------------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def bug_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Proc]:
+def bug_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """In-process, so that an escaping exception shows up as ``result.exception``."""
     tmp = tmp_path_factory.mktemp("bugs")
     empty = tmp / "empty.csv"
     empty.write_text("id,date,kind\n", encoding="utf-8")
@@ -1082,54 +1120,30 @@ def bug_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Proc]:
         '{"date": "2024-05-01", "kind": "drug_exception", "product": {"area": ["drug"]}}\n', encoding="utf-8"
     )
     lenient = tmp / "lenient.jsonl"
-    lenient.write_text(
-        json.dumps(
-            merge(CASES["vgr-halland/bilaga-1-vgr-patient-i-halland"], {"care": {"referral": "false"}})
-        )
-        + "\n",
-        encoding="utf-8",
-    )
-    return cli_many(
-        {
-            "empty-jsonl": (["decide", "--batch", str(empty), "--out", str(tmp / "empty.jsonl")], None),
-            "list-value": (["decide", "--batch", str(listed), "--out", str(tmp / "list.csv")], None),
-            "lenient": (["decide", "--batch", str(lenient), "--out", str(tmp / "lenient.csv")], None),
-        }
-    )
+    case = merge(CASES["vgr-halland/bilaga-1-vgr-patient-i-halland"], {"care": {"referral": "false"}})
+    lenient.write_text(json.dumps(case) + "\n", encoding="utf-8")
+    assert in_process("decide", "-", stdin=json.dumps(case)).exit_code == 2  # the single path rejects it
+    return {
+        "empty-jsonl": in_process("decide", "--batch", str(empty), "--out", str(tmp / "empty.jsonl")),
+        "list-value": in_process("decide", "--batch", str(listed), "--out", str(tmp / "list.csv")),
+        "lenient": in_process("decide", "--batch", str(lenient), "--out", str(tmp / "lenient.csv")),
+    }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an empty batch (header only) written to .jsonl crashes with a traceback: "
-    "write_decisions calls get_column('decision') on the empty pl.DataFrame() that decide_batch builds "
-    "when there are no chunks (ColumnNotFoundError, exit 1).",
-)
-def test_empty_batch_to_jsonl_writes_an_empty_file(bug_runs: dict[str, Proc]) -> None:
-    proc = bug_runs["empty-jsonl"]
-    assert "Traceback" not in proc.stderr
-    assert proc.returncode == 0
+def test_empty_batch_to_jsonl_writes_an_empty_file(bug_runs: dict[str, Any]) -> None:
+    result = bug_runs["empty-jsonl"]
+    assert result.exception is None, repr(result.exception)
+    assert result.exit_code == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a JSON-lines batch with a list where a value belongs (product.area: ['drug']) crashes "
-    "in batch_io.prepare with polars InvalidOperationError (cannot cast List to String) and a "
-    "traceback, exit 1, instead of exit 2 naming the row and field.",
-)
-def test_batch_list_value_is_rejected_cleanly(bug_runs: dict[str, Proc]) -> None:
-    proc = bug_runs["list-value"]
-    assert "Traceback" not in proc.stderr
-    assert proc.returncode == 2
-    assert "product.area" in proc.stderr
+def test_batch_list_value_is_rejected_cleanly(bug_runs: dict[str, Any]) -> None:
+    result = bug_runs["list-value"]
+    assert isinstance(result.exception, SystemExit), repr(result.exception)
+    assert result.exit_code == 2
+    assert "rad 1" in result.stderr and "product.area" in result.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (contract): batch_io promises to check rows 'as strictly as single cases', but a "
-    'JSON-lines row with care.referral given as the string "false" is decided (exit 0) while '
-    "`decide -` rejects the same object with exit 2.",
-)
-def test_batch_jsonl_is_as_strict_as_single_case(bug_runs: dict[str, Proc]) -> None:
-    proc = bug_runs["lenient"]
-    assert proc.returncode == 2, proc.stderr
-    assert "care.referral" in proc.stderr
+def test_batch_jsonl_is_as_strict_as_single_case(bug_runs: dict[str, Any]) -> None:
+    result = bug_runs["lenient"]
+    assert result.exit_code == 2, result.stderr
+    assert "care.referral" in result.stderr

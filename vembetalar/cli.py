@@ -21,7 +21,7 @@ from vembetalar.explain import render
 from vembetalar.model.errors import BadCase, parse_case
 from vembetalar.rules.analysis import check_packs
 from vembetalar.rules.batch import decide_frame
-from vembetalar.rules.batch_io import BadBatch, prepare, read_cases, write_decisions
+from vembetalar.rules.batch_io import BadBatch, load_batch, write_decisions
 from vembetalar.rules.engine import Engine
 from vembetalar.rules.pack import Pack, PackError, load_packs
 from vembetalar.rules.packtest import run_pack_tests
@@ -108,19 +108,19 @@ def decide_batch(engine: Engine, source: Path, target: Path) -> None:
     try:
         with Progress(*columns, console=err, transient=False) as progress:
             reading = progress.add_task("Läser och kontrollerar", total=1)
-            frame = prepare(read_cases(source))
+            frame = load_batch(source)
             progress.advance(reading)
             task = progress.add_task("Avgör ärenden", total=frame.height)
             with_json = target.suffix.lower() in (".jsonl", ".ndjson")
             chunks = []
-            for offset in range(0, frame.height, BATCH_CHUNK):
+            for offset in range(0, max(frame.height, 1), BATCH_CHUNK):
                 chunk = frame.slice(offset, BATCH_CHUNK)
                 decided = decide_frame(engine, chunk, with_json=with_json)
                 if "id" in chunk.columns:
                     decided = decided.with_columns(chunk.get_column("id")).select(["id", *decided.columns])
                 chunks.append(decided)
                 progress.advance(task, chunk.height)
-            result = pl.concat(chunks) if chunks else pl.DataFrame()
+            result = pl.concat(chunks)
             writing = progress.add_task(f"Skriver {target.name}", total=1)
             write_decisions(result, target)
             progress.advance(writing)

@@ -230,9 +230,13 @@ def decide_frame(engine: Engine, frame: pl.DataFrame, *, with_json: bool = False
         _decision_for_key(engine, dict(zip(key_cols, row, strict=True)), hit_cols, with_json)
         for row in groups.select(key_cols).iter_rows()
     ]
-    columns = [pl.Series(col, [b[0][col] for b in built]) for col in SUMMARY_COLUMNS]
+    flags = ("prior_contact_required", "payment_commitment_required")
+    columns = [
+        pl.Series(col, [b[0][col] for b in built], dtype=pl.Boolean if col in flags else pl.String)
+        for col in SUMMARY_COLUMNS
+    ]
     if with_json:
-        columns.append(pl.Series("decision", [b[1] for b in built]))
+        columns.append(pl.Series("decision", [b[1] for b in built], dtype=pl.String))
     table = groups.select("_row").with_columns(columns)
     return table.explode("_row").sort("_row").drop("_row")
 

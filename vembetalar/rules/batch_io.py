@@ -59,6 +59,30 @@ def _as_string(col: pl.Expr, dtype: pl.DataType, spec: FieldSpec) -> pl.Expr:
     return col.cast(pl.String)
 
 
+def _typed_as(spec: FieldSpec, dtype: pl.DataType) -> bool:
+    """In JSON and Parquet the value's own type must already be right, as for a single case."""
+    if dtype == pl.Null:
+        return True
+    if spec.type == "category":
+        return dtype == pl.String
+    if spec.type == "bool":
+        return dtype == pl.Boolean
+    if spec.type == "number":
+        return dtype.is_numeric()
+    if spec.type == "integer":
+        return dtype.is_integer()
+    return dtype in (pl.String, pl.Date)
+
+
+_TYPE_WORDS = {
+    "category": "ska vara en textsträng",
+    "bool": "ska vara true eller false",
+    "number": "ska vara ett tal",
+    "integer": "ska vara ett heltal",
+    "date": "ska vara ett datum (ÅÅÅÅ-MM-DD)",
+}
+
+
 def _convert(spec: FieldSpec, dtype: pl.DataType) -> pl.Expr:
     col = pl.col(spec.name)
     if spec.type == "category":
@@ -79,13 +103,16 @@ def _convert(spec: FieldSpec, dtype: pl.DataType) -> pl.Expr:
     return col.cast(pl.String).str.strip_chars().str.to_date("%Y-%m-%d", strict=False)
 
 
-def _problem(spec: FieldSpec, raw_dtype: pl.DataType) -> tuple[pl.Expr, pl.Expr]:
+def _problem(spec: FieldSpec, raw_dtype: pl.DataType, wrong_type: bool) -> tuple[pl.Expr, pl.Expr]:
     """Per row: is the raw value given but invalid, and the message saying so.
 
     The flag is cheap and computed for every row; messages are only built for flagged rows.
     """
     raw, value = pl.col(f"_raw_{spec.name}"), pl.col(spec.name)
     given = raw.is_not_null()
+    if wrong_type:
+        message = pl.format("{}: '{}' " + _TYPE_WORDS[spec.type], pl.lit(spec.name), raw.cast(pl.String))
+        return given, message
     if raw_dtype == pl.String:
         given = given & (raw != "")
     bad = given & value.is_null()
@@ -106,8 +133,27 @@ def _problem(spec: FieldSpec, raw_dtype: pl.DataType) -> tuple[pl.Expr, pl.Expr]
     return bad, pl.format("{}: '{}' " + kind, pl.lit(spec.name), raw.cast(pl.String))
 
 
-def prepare(frame: pl.DataFrame) -> pl.DataFrame:
-    """Typed columns for every case field (a missing column = not known), or BadBatch."""
+def load_batch(path: Path) -> pl.DataFrame:
+    """Read and check a batch file. CSV carries only text, so its values are parsed; JSON lines
+    and Parquet carry types, which must be right as in a single case."""
+    return prepare(read_cases(path), strict=path.suffix.lower() != ".csv")
+
+
+def _reject_nested(frame: pl.DataFrame) -> None:
+    for name, dtype in frame.schema.items():
+        if dtype.is_nested() or dtype == pl.Object:
+            first = frame.with_row_index("_line", offset=1).filter(pl.col(name).is_not_null())
+            line = first.get_column("_line")[0] if first.height else 1
+            raise BadBatch(f"rad {line}: {name}: ska vara ett enkelt värde, inte en lista eller ett objekt")
+
+
+def prepare(frame: pl.DataFrame, *, strict: bool = False) -> pl.DataFrame:
+    """Typed columns for every case field (a missing column = not known), or BadBatch.
+
+    ``strict``: values must already have the field's type (JSON lines, Parquet); otherwise text
+    is parsed (CSV: "true", "13", "2024-05-01").
+    """
+    _reject_nested(frame)
     fields = case_fields()
     unknown = [c for c in frame.columns if c not in fields and c not in PASSTHROUGH]
     if unknown:
@@ -116,17 +162,18 @@ def prepare(frame: pl.DataFrame) -> pl.DataFrame:
         if spec.required and name not in frame.columns:
             raise BadBatch(f"kolumnen {name!r} saknas men är obligatorisk")
     present = {n: frame.schema[n] for n in fields if n in frame.columns}
+    wrong = {n for n, d in present.items() if strict and not _typed_as(fields[n], d)}
     dtypes = {"bool": pl.Boolean, "number": pl.Float64, "integer": pl.Int64, "date": pl.Date}
     converted = frame.select(
         *[pl.col(p) for p in PASSTHROUGH if p in frame.columns],
         *[
             _convert(spec, present[n]).alias(n)
-            if n in present
+            if n in present and n not in wrong
             else pl.lit(None, dtype=dtypes.get(spec.type, pl.String)).alias(n)
             for n, spec in fields.items()
         ],
     )
-    checks = [_problem(fields[n], dtype) for n, dtype in present.items()]
+    checks = [_problem(fields[n], dtype, n in wrong) for n, dtype in present.items()]
     checks += [
         (pl.col(n).is_null(), pl.lit(f"{n}: saknas men är obligatoriskt"))
         for n, s in fields.items()
