@@ -1043,7 +1043,10 @@ def test_packs_show_lists_rules_and_quotes() -> None:
         "«Beslut om undantagshantering tas inom Västra Götalandsregionen • Region Halland har kostnadsansvar"
         in text
     )
-    assert "patient.home_region = 13 och care.region = 14 och care.referral = nej" in text
+    assert (
+        "hemregion (patient.home_region) = 13 och vårdregion (care.region) = 14"
+        " och remiss (care.referral) = nej" in text
+    )
 
 
 def test_packs_test_and_check_pass_on_bundled_packs() -> None:

@@ -185,6 +185,34 @@ class Case(_Strict):
         return out
 
 
+#: The words staff use for each field, for explanations and forms.
+LABELS: dict[str, str] = {
+    "date": "datum",
+    "kind": "ärendetyp",
+    "patient.home_region": "hemregion",
+    "patient.home_municipality": "hemkommun",
+    "patient.country": "bosättningsland",
+    "patient.last_home_region": "senaste hemregion före utflytt",
+    "patient.swedish_citizen": "svensk medborgare",
+    "patient.housing": "boende",
+    "patient.home_care_weeks": "hemsjukvård (veckor)",
+    "patient.short_term_stay": "korttidsplats",
+    "patient.age": "ålder",
+    "care.region": "vårdregion",
+    "care.referral": "remiss",
+    "care.self_care": "egenvård",
+    "care.discharge": "utskrivning från sjukhus",
+    "care.late_handover": "sen informationsöverföring till kommunen",
+    "product.area": "produktområde",
+    "product.cost_sek": "kostnad (kr)",
+    "product.advanced_adaptation": "kräver avancerad anpassning/service",
+    "product.nt_council": "NT-rådets yttrande",
+    "product.listed": "finns i avtalets produktlista",
+    "product.replaces_listed": "ersätter listad produkt (ingen likvärdig kan användas)",
+    "product.supply_days": "utskrivningsförsörjning (dagar)",
+}
+
+
 @dataclass(frozen=True)
 class FieldSpec:
     """What the engine, the batch path and the static analysis need to know about one case field."""

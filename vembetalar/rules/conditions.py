@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import polars as pl
 
-from vembetalar.model.case import FieldSpec
+from vembetalar.model.case import LABELS, FieldSpec
 
 Op = Literal["eq", "ne", "in", "not_in", "lt", "le", "gt", "ge", "known"]
 NUMERIC_OPS: frozenset[str] = frozenset({"lt", "le", "gt", "ge"})
@@ -83,14 +83,15 @@ class Condition:
         return compare[self.op]
 
     def describe(self) -> str:
-        """In a form a clerk can read beside the agreement: ``care.region = 14``."""
+        """In a form a clerk can read beside the agreement: ``vårdregion (care.region) = 14``."""
+        name = f"{LABELS[self.field]} ({self.field})" if self.field in LABELS else self.field
         if self.op == "known":
-            return f"{self.field} är känt"
+            return f"{name} är känt"
         if self.op in ("in", "not_in"):
             word = "är en av" if self.op == "in" else "är inte en av"
             shown = f"«{self.set_name}»" if self.set_name else ", ".join(_show(x) for x in self.value)
-            return f"{self.field} {word} {shown}"
-        return f"{self.field} {_SYMBOL[self.op]} {_show(self.value)}"
+            return f"{name} {word} {shown}"
+        return f"{name} {_SYMBOL[self.op]} {_show(self.value)}"
 
 
 def _show(value: Any) -> str:
