@@ -1,0 +1,168 @@
+"""The database schema (SQLAlchemy 2). Alembic migrations in ``migrations/`` create it.
+
+Billable events and the audit log are append-only: the migration installs triggers that refuse
+UPDATE and DELETE, on SQLite and PostgreSQL alike, so not even a bug in our code can rewrite them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        dict[str, Any]: JSON,
+        dt.datetime: DateTime(timezone=True),
+    }
+
+
+class Organisation(Base):
+    """A region, a municipality or a care unit; ``id`` is the party string (``region:13``)."""
+
+    __tablename__ = "organisations"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20))  # region | kommun | unit
+    parent_id: Mapped[str | None] = mapped_column(ForeignKey("organisations.id"))
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(80), unique=True)
+    full_name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))  # prescriber | invoice_clerk | pharma_unit | mas | admin
+    organisation_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    organisation: Mapped[Organisation] = relationship(lazy="joined")
+
+
+class ApiToken(Base):
+    """Only the SHA-256 of a token is stored; the token itself is shown once."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    user: Mapped[User] = relationship(lazy="joined")
+
+
+class CaseRecord(Base):
+    """A case: the Case as asked, its Decision, the workflow state and who the parties are."""
+
+    __tablename__ = "cases"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    reference: Mapped[str] = mapped_column(String(30), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    organisation_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"))
+    kind: Mapped[str] = mapped_column(String(30))
+    case_date: Mapped[dt.date] = mapped_column(Date)
+    case_json: Mapped[dict[str, Any]] = mapped_column(JSON)
+    decision_json: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20))  # decision status
+    state: Mapped[str] = mapped_column(String(30))  # workflow step reached
+    decider: Mapped[str | None] = mapped_column(String(40))
+    payer: Mapped[str | None] = mapped_column(String(40))
+    invoicer: Mapped[str | None] = mapped_column(String(40))
+    rule_id: Mapped[str | None] = mapped_column(String(120))
+    patient_id: Mapped[str | None] = mapped_column(String(13))  # personnummer/samordningsnummer
+    patient_initials: Mapped[str | None] = mapped_column(String(10))
+    product_name: Mapped[str | None] = mapped_column(String(200))
+    note: Mapped[str | None] = mapped_column(Text)
+    steps: Mapped[list[CaseStep]] = relationship(order_by="CaseStep.id", lazy="selectin")
+    parties: Mapped[list[CaseParty]] = relationship(lazy="selectin", cascade="all, delete-orphan")
+
+
+class CaseParty(Base):
+    """Which organisations take part in a case; a user sees a case only through this table."""
+
+    __tablename__ = "case_parties"
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), primary_key=True)
+    organisation_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    __table_args__ = (Index("ix_case_parties_org", "organisation_id"),)
+
+
+class CaseStep(Base):
+    """The status history: one row per step taken, never edited."""
+
+    __tablename__ = "case_steps"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    step: Mapped[str] = mapped_column(String(30))
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    note: Mapped[str | None] = mapped_column(Text)
+    user: Mapped[User] = relationship(lazy="joined")
+
+
+class PaymentCommitment(Base):
+    """Betalningsförbindelse: the paying region's written promise, kept by the prescribing unit."""
+
+    __tablename__ = "payment_commitments"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    issuer: Mapped[str] = mapped_column(String(40))
+    amount_ceiling_sek: Mapped[Decimal] = mapped_column(Numeric(12, 2))
+    valid_from: Mapped[dt.date] = mapped_column(Date)
+    valid_to: Mapped[dt.date] = mapped_column(Date)
+    document_reference: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+
+
+class BillableEvent(Base):
+    """What happened that can be billed, with the decision it rests on. Immutable."""
+
+    __tablename__ = "billable_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(120))
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(30))  # dispensed | delivered | ordered
+    occurred_on: Mapped[dt.date] = mapped_column(Date)
+    issuer: Mapped[str | None] = mapped_column(String(40))
+    recipient: Mapped[str | None] = mapped_column(String(40))
+    amount_sek: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
+    quantity: Mapped[Decimal | None] = mapped_column(Numeric(12, 3))
+    product_name: Mapped[str | None] = mapped_column(String(200))
+    decision_json: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    __table_args__ = (UniqueConstraint("idempotency_key", name="uq_billable_events_key"),)
+
+
+class AuditEntry(Base):
+    """Who read or changed which case, when, and what. Append-only (Patientdatalagen)."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    username: Mapped[str] = mapped_column(String(80))
+    organisation_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    action: Mapped[str] = mapped_column(String(40))
+    case_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    detail: Mapped[str | None] = mapped_column(Text)
