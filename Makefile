@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck unit bench clean
+.PHONY: install run test lint typecheck system-deps bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -18,9 +18,14 @@ install: $(STAMP)
 run: install
 	mkdir -p var
 	$(BIN)/vembetalar demo
+	$(BIN)/vembetalar serve --demo
+
+## system-deps: Debian packages the suite needs (PostgreSQL, Chromium, PDF tools) when missing
+system-deps:
+	bash scripts/system-deps.sh
 
 ## test: lint, type-check, the agreements' own tests and static checks, then pytest
-test: install lint typecheck
+test: install system-deps lint typecheck
 	$(BIN)/vembetalar packs check
 	$(BIN)/vembetalar packs test
 	$(BIN)/python -m pytest -n 2
@@ -35,6 +40,7 @@ typecheck: install
 ## bench: benchmarks (not timed tests); results go to bench/RESULTS.md by hand
 bench: install
 	$(BIN)/python bench/decide_batch.py
+	$(BIN)/python bench/api_load.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -150,6 +150,8 @@ class ThrowawayPostgres:
                     f"--- tail of {self.logfile} ---\n{self._log_tail()}"
                 )
         except BaseException:
+            if self.basedir is not None and (self.datadir / "postmaster.pid").exists():
+                self._pg_ctl("-m", "immediate", "-w", "-t", "30", "stop")  # e.g. a start that timed out
             self._cleanup()
             raise
         self._running = True

@@ -151,6 +151,49 @@ def demo(packs: PacksOption = None) -> None:
     )
 
 
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Adress att lyssna på.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    demo: Annotated[
+        bool, typer.Option("--demo/--no-demo", help="Skapa demoorganisationer och -användare.")
+    ] = False,
+    packs: PacksOption = None,
+) -> None:
+    """Starta ärendedesken (webb + JSON-API) på databasen i $VEMBETALAR_DATABASE_URL eller ./var."""
+    import uvicorn
+
+    from vembetalar.web.app import create_app
+    from vembetalar.web.demo import seed
+    from vembetalar.web.settings import Settings
+
+    settings = Settings(pack_dirs=list(packs or []))
+    try:
+        application = create_app(settings)
+    except PackError as exc:
+        fail(str(exc))
+    url = f"http://{host}:{port}"
+    if demo:
+        with application.state.sessions() as db:
+            logins, token = seed(db, application.state.engine)
+        table = Table(
+            "användarnamn",
+            "lösenord",
+            "roll",
+            "organisation",
+            title="Demoanvändare (nya lösenord vid varje start)",
+        )
+        for login in logins:
+            table.add_row(login.username, login.password, login.role, login.organisation)
+        out.print(table)
+        out.print(
+            f"API-token för lakare.vgr: [bold]{token}[/]  "
+            f"(curl -H 'Authorization: Bearer …' {url}/api/v1/cases)"
+        )
+    out.print(f"Öppna [bold]{url}[/] och logga in. API-dokumentation: {url}/api/v1/docs. Avsluta med Ctrl+C.")
+    uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
+
+
 def _select(engine: Engine, pack_id: str | None) -> list[Pack]:
     if pack_id is None:
         return engine.packs

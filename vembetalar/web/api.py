@@ -1,0 +1,278 @@
+"""The JSON API under /api/v1. Thin: HTTP in, a call to rules/ or store/, HTTP out."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from sqlalchemy.orm import Session
+
+from vembetalar.model.case import Case
+from vembetalar.model.decision import Decision
+from vembetalar.security import BadPersonnummer, can, initials, mask_personnummer, normalise_personnummer
+from vembetalar.store import repo
+from vembetalar.store.models import CaseRecord, User
+from vembetalar.store.repo import STEPS, StepRefused
+from vembetalar.web.auth import api_user, get_db
+from vembetalar.web.schemas import (
+    AuditOut,
+    CaseCreate,
+    CaseOut,
+    CaseSummary,
+    CommitmentIn,
+    CommitmentOut,
+    ErrorOut,
+    EventIn,
+    EventOut,
+    Me,
+    PackOut,
+    StepIn,
+    StepOut,
+)
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "Felaktig begäran (t.ex. ogiltig JSON)"},
+    401: {"model": ErrorOut, "description": "Inte inloggad / ogiltig token"},
+    403: {"model": ErrorOut, "description": "Rollen saknar behörighet eller CSRF-token saknas"},
+    404: {"model": ErrorOut, "description": "Finns inte (eller tillhör en annan organisation)"},
+    409: {"model": ErrorOut, "description": "Steget kan inte tas nu"},
+    422: {"model": ErrorOut, "description": "Ogiltigt fält; meddelandet namnger fältet"},
+}
+
+router = APIRouter(prefix="/api/v1", responses=ERRORS)
+UserDep = Annotated[User, Depends(api_user)]
+DbDep = Annotated[Session, Depends(get_db)]
+
+
+def case_out(record: CaseRecord, user: User) -> CaseOut:
+    shown = record.patient_id if can(user.role, "patient_id.read") else mask_personnummer(record.patient_id)
+    return CaseOut(
+        id=record.id,
+        reference=record.reference,
+        created_at=record.created_at,
+        organisation_id=record.organisation_id,
+        kind=record.kind,
+        status=record.status,
+        state=record.state,
+        payer=record.payer,
+        decider=record.decider,
+        invoicer=record.invoicer,
+        patient_id=shown,
+        patient_initials=record.patient_initials,
+        product_name=record.product_name,
+        note=record.note,
+        case=record.case_json,
+        decision=Decision.model_validate(record.decision_json),
+        steps=[
+            StepOut(step=s.step, label=STEPS.get(s.step, s.step), at=s.at, by=s.user.full_name, note=s.note)
+            for s in record.steps
+        ],
+    )
+
+
+def summary_out(record: CaseRecord, user: User) -> CaseSummary:
+    shown = record.patient_id if can(user.role, "patient_id.read") else mask_personnummer(record.patient_id)
+    return CaseSummary(
+        id=record.id,
+        reference=record.reference,
+        created_at=record.created_at,
+        kind=record.kind,
+        status=record.status,
+        state=record.state,
+        payer=record.payer,
+        patient_id=shown,
+        product_name=record.product_name,
+    )
+
+
+@router.post("/decisions", response_model=Decision, tags=["beslut"], summary="Avgör ett ärende (sparas inte)")
+def decide(case: Case, request: Request, user: UserDep) -> Decision:
+    """The DESIGN.md §5 contract: the same function as ``vembetalar decide``; nothing is stored."""
+    return request.app.state.engine.decide(case)  # type: ignore[no-any-return]
+
+
+@router.get("/me", response_model=Me, tags=["konto"])
+def me(user: UserDep) -> Me:
+    return Me(
+        username=user.username,
+        full_name=user.full_name,
+        role=user.role,
+        organisation_id=user.organisation_id,
+        organisation=user.organisation.name,
+    )
+
+
+@router.get("/cases", response_model=list[CaseSummary], tags=["ärenden"])
+def list_cases(
+    user: UserDep,
+    db: DbDep,
+    status: Annotated[str | None, Query(pattern="^(decided|no_agreement|incomplete)$")] = None,
+    kind: Annotated[
+        str | None, Query(pattern="^(drug_exception|assistive_device|medtech_product|nutrition_product)$")
+    ] = None,
+    state: Annotated[str | None, Query(max_length=30)] = None,
+    payer: Annotated[str | None, Query(max_length=40)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> list[CaseSummary]:
+    rows = repo.list_cases(
+        db,
+        repo.Actor.of(user),
+        status=status,
+        kind=kind,
+        state=state,
+        payer=payer,
+        limit=limit,
+        offset=offset,
+    )
+    return [summary_out(r, user) for r in rows]
+
+
+@router.post("/cases", response_model=CaseOut, status_code=201, tags=["ärenden"])
+def create_case(body: CaseCreate, request: Request, user: UserDep, db: DbDep) -> CaseOut:
+    patient_id = None
+    if body.patient_id:
+        try:
+            patient_id = normalise_personnummer(body.patient_id)
+        except BadPersonnummer as exc:
+            raise FieldError("patient_id", str(exc)) from None
+    record = repo.create_case(
+        db,
+        request.app.state.engine,
+        repo.Actor.of(user),
+        body.case,
+        patient_id=patient_id,
+        patient_initials=initials(body.patient_name) if body.patient_name else None,
+        product_name=body.product_name,
+        note=body.note,
+    )
+    return case_out(record, user)
+
+
+@router.get("/cases/{case_id}", response_model=CaseOut, tags=["ärenden"])
+def get_case(case_id: str, user: UserDep, db: DbDep) -> CaseOut:
+    return case_out(repo.get_case(db, repo.Actor.of(user), case_id), user)
+
+
+@router.post("/cases/{case_id}/steps", response_model=CaseOut, tags=["ärenden"])
+def add_step(case_id: str, body: StepIn, user: UserDep, db: DbDep) -> CaseOut:
+    return case_out(repo.add_step(db, repo.Actor.of(user), case_id, body.step, body.note), user)
+
+
+@router.get("/payment-commitments", response_model=list[CommitmentOut], tags=["betalningsförbindelser"])
+def list_commitments(
+    user: UserDep, db: DbDep, case_id: Annotated[str | None, Query(max_length=36)] = None
+) -> list[CommitmentOut]:
+    rows = repo.list_commitments(db, repo.Actor.of(user), case_id)
+    return [CommitmentOut.model_validate(r, from_attributes=True) for r in rows]
+
+
+@router.post(
+    "/payment-commitments", response_model=CommitmentOut, status_code=201, tags=["betalningsförbindelser"]
+)
+def create_commitment(body: CommitmentIn, user: UserDep, db: DbDep) -> CommitmentOut:
+    row = repo.register_commitment(
+        db,
+        repo.Actor.of(user),
+        body.case_id,
+        issuer=body.issuer,
+        amount_ceiling_sek=body.amount_ceiling_sek,
+        valid_from=body.valid_from,
+        valid_to=body.valid_to,
+        document_reference=body.document_reference,
+    )
+    return CommitmentOut.model_validate(row, from_attributes=True)
+
+
+@router.get("/events", response_model=list[EventOut], tags=["fakturaunderlag"])
+def list_events(
+    user: UserDep, db: DbDep, case_id: Annotated[str | None, Query(max_length=36)] = None
+) -> list[EventOut]:
+    return [
+        EventOut.model_validate(e, from_attributes=True)
+        for e in repo.list_events(db, repo.Actor.of(user), case_id)
+    ]
+
+
+@router.post(
+    "/events",
+    response_model=EventOut,
+    status_code=201,
+    tags=["fakturaunderlag"],
+    responses={200: {"model": EventOut, "description": "Samma idempotency_key: den sparade händelsen"}},
+)
+def create_event(body: EventIn, response: Response, user: UserDep, db: DbDep) -> EventOut:
+    event, created = repo.create_event(
+        db,
+        repo.Actor.of(user),
+        body.case_id,
+        idempotency_key=body.idempotency_key,
+        kind=body.kind,
+        occurred_on=body.occurred_on,
+        amount_sek=body.amount_sek,
+        quantity=body.quantity,
+        product_name=body.product_name,
+    )
+    if not created:
+        response.status_code = 200
+    return EventOut.model_validate(event, from_attributes=True)
+
+
+@router.get("/audit", response_model=list[AuditOut], tags=["granskningslogg"])
+def list_audit(
+    user: UserDep,
+    db: DbDep,
+    case_id: Annotated[str | None, Query(max_length=36)] = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+) -> list[AuditOut]:
+    rows = repo.list_audit(db, repo.Actor.of(user), limit=limit, case_id=case_id)
+    return [AuditOut.model_validate(r, from_attributes=True) for r in rows]
+
+
+def audit_csv(rows: list[AuditOut]) -> StreamingResponse:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["id", "tid", "användare", "organisation", "händelse", "ärende", "detalj"])
+    for r in rows:
+        writer.writerow(
+            [r.id, r.at.isoformat(), r.username, r.organisation_id, r.action, r.case_id, r.detail]
+        )
+    return StreamingResponse(
+        iter([buffer.getvalue()]),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="granskningslogg.csv"'},
+    )
+
+
+@router.get("/audit/export.csv", tags=["granskningslogg"], response_class=StreamingResponse)
+def export_audit(user: UserDep, db: DbDep) -> StreamingResponse:
+    rows = repo.list_audit(db, repo.Actor.of(user), limit=1_000_000)
+    return audit_csv([AuditOut.model_validate(r, from_attributes=True) for r in rows])
+
+
+@router.get("/packs", response_model=list[PackOut], tags=["avtal"])
+def list_packs(request: Request, user: UserDep) -> list[PackOut]:
+    return [
+        PackOut(
+            id=p.id,
+            title=p.meta.title,
+            valid_from=p.meta.valid_from,
+            valid_to=p.meta.valid_to,
+            source=p.meta.source.document,
+            rules=sum(1 for _ in p.rules()),
+        )
+        for p in request.app.state.engine.packs
+    ]
+
+
+class FieldError(Exception):
+    """A field the models accepted but our own check refused (e.g. a personnummer's check digit)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+
+
+__all__ = ["FieldError", "StepRefused", "router"]

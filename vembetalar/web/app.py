@@ -1,0 +1,141 @@
+"""The web application: JSON API, pages, sessions, security headers and error handling."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.sessions import SessionMiddleware
+
+from vembetalar.model.errors import describe
+from vembetalar.rules.engine import Engine
+from vembetalar.rules.pack import load_packs
+from vembetalar.store import repo
+from vembetalar.store.db import make_engine, migrate, session_factory
+from vembetalar.web import api, pages
+from vembetalar.web.auth import CsrfFailed, NotAuthenticated
+from vembetalar.web.ratelimit import LoginLimiter
+from vembetalar.web.settings import Settings
+
+log = logging.getLogger("vembetalar.web")
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:",
+}
+
+
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def _error(request: Request, status: int, message: str) -> Response:
+    if _wants_json(request):
+        return JSONResponse({"detail": message}, status_code=status)
+    return pages.render(request, "error.html", status, status=status, message=message)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    app = FastAPI(
+        title="vembetalar",
+        version="0.1.0",
+        description="Vem betalar? Kostnadsansvar enligt avtalen, med källan citerad.",
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+    )
+    db_engine = make_engine(settings.database_url)
+    migrate(db_engine)
+    app.state.settings = settings
+    app.state.db_engine = db_engine
+    app.state.sessions = session_factory(db_engine)
+    app.state.engine = Engine(load_packs(settings.pack_dirs))
+    app.state.login_limiter = LoginLimiter(settings.login_attempts, settings.login_window_s)
+
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.secret_key,
+        session_cookie="vembetalar_session",
+        max_age=settings.session_hours * 3600,
+        same_site="strict",
+        https_only=settings.cookie_secure,
+    )
+
+    @app.middleware("http")
+    async def security_headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        for key, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(key, value)
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        errors = exc.errors()
+        first = dict(errors[0]) if errors else {"loc": (), "type": "", "msg": "ogiltig begäran"}
+        if first.get("type") == "json_invalid":
+            return _error(request, 400, "ogiltig JSON i begäran")
+        loc = tuple(first.get("loc", ()))
+        if loc and loc[0] in ("body", "query", "path"):
+            loc = loc[1:]
+        first["loc"] = loc
+        return _error(request, 422, describe(first))
+
+    @app.exception_handler(NotAuthenticated)
+    async def not_authenticated(request: Request, exc: NotAuthenticated) -> Response:
+        if _wants_json(request):
+            return JSONResponse(
+                {"detail": "inloggning eller API-token krävs"},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return RedirectResponse("/login", status_code=303)
+
+    @app.exception_handler(CsrfFailed)
+    async def csrf_failed(request: Request, exc: CsrfFailed) -> Response:
+        return _error(request, 403, "CSRF-token saknas eller är fel; ladda om sidan och försök igen")
+
+    @app.exception_handler(repo.Forbidden)
+    async def forbidden(request: Request, exc: repo.Forbidden) -> Response:
+        return _error(request, 403, str(exc))
+
+    @app.exception_handler(repo.NotFound)
+    async def not_found(request: Request, exc: repo.NotFound) -> Response:
+        return _error(request, 404, str(exc))
+
+    @app.exception_handler(repo.StepRefused)
+    async def refused(request: Request, exc: repo.StepRefused) -> Response:
+        return _error(request, 409, str(exc))
+
+    @app.exception_handler(api.FieldError)
+    async def field_error(request: Request, exc: api.FieldError) -> Response:
+        return _error(request, 422, str(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        message = {404: "sidan finns inte", 405: "metoden stöds inte här"}.get(
+            exc.status_code, str(exc.detail)
+        )
+        return _error(request, exc.status_code, message)
+
+    @app.exception_handler(Exception)
+    async def crashed(request: Request, exc: Exception) -> Response:
+        # Log the type and place only: the request may carry personal data.
+        log.error("internt fel %s på %s %s", type(exc).__name__, request.method, request.url.path)
+        return _error(request, 500, "internt fel; försök igen eller kontakta förvaltningen")
+
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
+    return app

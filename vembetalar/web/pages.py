@@ -1,0 +1,302 @@
+"""Server-rendered pages in Swedish (Jinja2 + htmx). They call the same store and engine as
+the API; nothing here decides anything on its own."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from vembetalar.model import codes
+from vembetalar.model.case import LABELS
+from vembetalar.model.decision import Decision
+from vembetalar.model.errors import BadCase
+from vembetalar.security import (
+    ROLE_NAMES,
+    BadPersonnummer,
+    can,
+    initials,
+    mask_personnummer,
+    normalise_personnummer,
+    verify_password,
+)
+from vembetalar.store import repo
+from vembetalar.store.models import User
+from vembetalar.store.repo import STEPS, StepRefused
+from vembetalar.web.api import audit_csv
+from vembetalar.web.auth import check_csrf, csrf_token, get_db, page_user
+from vembetalar.web.forms import AREA_NAMES, KIND_NAMES, case_from_form, form_fields
+from vembetalar.web.schemas import AuditOut
+
+templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+templates.env.globals.update(
+    party_name=lambda p: codes.party_name(p) if p else "—",
+    kind_names=KIND_NAMES,
+    area_names=AREA_NAMES,
+    labels=LABELS,
+    step_names=STEPS,
+    role_names=ROLE_NAMES,
+)
+router = APIRouter(include_in_schema=False)
+UserDep = Annotated[User, Depends(page_user)]
+DbDep = Annotated[Session, Depends(get_db)]
+
+
+def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    user = getattr(request.state, "user", None)
+    return templates.TemplateResponse(
+        request, name, {"user": user, "csrf": csrf_token(request), **context}, status_code=status_code
+    )
+
+
+async def _form(request: Request) -> dict[str, str]:
+    form = await request.form()
+    data = {k: v for k, v in form.items() if isinstance(v, str)}
+    check_csrf(request, data.get("csrf"))
+    return data
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request) -> HTMLResponse:
+    return render(request, "login.html")
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login(request: Request, db: DbDep) -> Response:
+    form = await _form(request)
+    username = form.get("username", "").strip()
+    address = request.client.host if request.client else "?"
+    limiter = request.app.state.login_limiter
+    keys = (f"user:{username.lower()}", f"addr:{address}")
+    wait = limiter.blocked_for(*keys)
+    if wait:
+        return render(request, "login.html", 429, error=f"För många försök. Försök igen om {wait} sekunder.")
+    user = db.scalars(select(User).where(User.username == username)).first()
+    if user is None or not user.active or not verify_password(user.password_hash, form.get("password", "")):
+        limiter.failed(*keys)
+        repo.audit(db, None, "login.failed", None, username[:80])
+        db.commit()
+        return render(request, "login.html", 401, error="Fel användarnamn eller lösenord.", username=username)
+    limiter.succeeded(*keys)
+    request.session.clear()
+    request.session["uid"] = user.id
+    csrf_token(request)
+    repo.audit(db, repo.Actor.of(user), "login", None)
+    db.commit()
+    return RedirectResponse("/cases", status_code=303)
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    await _form(request)
+    request.session.clear()
+    return RedirectResponse("/login", status_code=303)
+
+
+@router.get("/")
+def home(user: UserDep) -> Response:
+    return RedirectResponse("/cases", status_code=303)
+
+
+@router.get("/cases", response_class=HTMLResponse)
+def case_list(
+    request: Request,
+    user: UserDep,
+    db: DbDep,
+    status: str | None = None,
+    kind: str | None = None,
+    state: str | None = None,
+) -> HTMLResponse:
+    status = status if status in ("decided", "no_agreement", "incomplete") else None
+    kind = kind if kind in KIND_NAMES else None
+    state = state if state in STEPS else None
+    rows = repo.list_cases(db, repo.Actor.of(user), status=status, kind=kind, state=state)
+    show_id = can(user.role, "patient_id.read")
+    return render(
+        request,
+        "cases.html",
+        cases=rows,
+        show_id=show_id,
+        mask=mask_personnummer,
+        filters={"status": status, "kind": kind, "state": state},
+    )
+
+
+@router.get("/cases/new", response_class=HTMLResponse)
+def new_case(request: Request, user: UserDep, kind: str = "drug_exception") -> HTMLResponse:
+    kind = kind if kind in KIND_NAMES else "drug_exception"
+    return render(
+        request,
+        "case_new.html",
+        kind=kind,
+        fields=form_fields(kind),
+        values={"date": dt.date.today().isoformat(), "patient.country": "SE"},
+        can_create=can(user.role, "case.create"),
+    )
+
+
+@router.post("/cases/preview", response_class=HTMLResponse)
+async def preview(request: Request, user: UserDep) -> HTMLResponse:
+    """Validate and decide as the user types (htmx); nothing is stored or logged."""
+    form = await _form(request)
+    try:
+        case = case_from_form(form)
+    except BadCase as exc:
+        field = str(exc).split(":", 1)[0]
+        return render(request, "_preview_error.html", message=str(exc), field=field)
+    decision = request.app.state.engine.decide(case)
+    return render(request, "_decision.html", decision=decision, preview=True)
+
+
+@router.post("/cases", response_class=HTMLResponse)
+async def create_case(request: Request, user: UserDep, db: DbDep) -> Response:
+    form = await _form(request)
+    kind = form.get("kind", "drug_exception")
+    kind = kind if kind in KIND_NAMES else "drug_exception"
+
+    def again(message: str) -> HTMLResponse:
+        return render(
+            request,
+            "case_new.html",
+            422,
+            kind=kind,
+            fields=form_fields(kind),
+            values=form,
+            error=message,
+            can_create=can(user.role, "case.create"),
+        )
+
+    if not can(user.role, "case.create"):
+        return again("Din roll kan inte skapa ärenden.")
+    try:
+        case = case_from_form(form)
+    except BadCase as exc:
+        return again(str(exc))
+    patient_id = None
+    if form.get("patient_id", "").strip():
+        try:
+            patient_id = normalise_personnummer(form["patient_id"])
+        except BadPersonnummer as exc:
+            return again(f"patient_id: {exc}")
+    name = form.get("patient_name", "").strip()
+    record = repo.create_case(
+        db,
+        request.app.state.engine,
+        repo.Actor.of(user),
+        case,
+        patient_id=patient_id,
+        patient_initials=initials(name) if name else None,
+        product_name=form.get("product_name", "").strip() or None,
+        note=form.get("note", "").strip() or None,
+    )
+    return RedirectResponse(f"/cases/{record.id}", status_code=303)
+
+
+@router.get("/cases/{case_id}", response_class=HTMLResponse)
+def case_detail(
+    request: Request, case_id: str, user: UserDep, db: DbDep, error: str | None = None
+) -> HTMLResponse:
+    actor = repo.Actor.of(user)
+    record = repo.get_case(db, actor, case_id)
+    decision = Decision.model_validate(record.decision_json)
+    done = {s.step for s in record.steps}
+    delivery = "dispensed" if record.kind == "drug_exception" else "delivered"
+    next_steps = []
+    if record.status == "decided" and can(user.role, "case.step"):
+        if decision.prior_contact_required and "contacted" not in done:
+            next_steps.append("contacted")
+        if delivery not in done:
+            next_steps.append(delivery)
+    return render(
+        request,
+        "case_detail.html",
+        case=record,
+        decision=decision,
+        patient_id=record.patient_id
+        if can(user.role, "patient_id.read")
+        else mask_personnummer(record.patient_id),
+        next_steps=next_steps,
+        commitments=repo.list_commitments(db, actor, case_id),
+        events=repo.list_events(db, actor, case_id) if can(user.role, "event.read") else [],
+        can_commit=can(user.role, "commitment.create")
+        and decision.payment_commitment_required
+        and "commitment_registered" not in done,
+        error=error,
+        today=dt.date.today().isoformat(),
+    )
+
+
+@router.post("/cases/{case_id}/steps", response_class=HTMLResponse)
+async def case_step(request: Request, case_id: str, user: UserDep, db: DbDep) -> Response:
+    form = await _form(request)
+    try:
+        repo.add_step(db, repo.Actor.of(user), case_id, form.get("step", ""), form.get("note") or None)
+    except StepRefused as exc:
+        return case_detail(request, case_id, user, db, error=str(exc))
+    return RedirectResponse(f"/cases/{case_id}", status_code=303)
+
+
+@router.post("/cases/{case_id}/commitments", response_class=HTMLResponse)
+async def case_commitment(request: Request, case_id: str, user: UserDep, db: DbDep) -> Response:
+    form = await _form(request)
+    actor = repo.Actor.of(user)
+    try:
+        amount = Decimal(form.get("amount_ceiling_sek", "").replace(" ", "").replace(",", "."))
+        valid_from = dt.date.fromisoformat(form.get("valid_from", ""))
+        valid_to = dt.date.fromisoformat(form.get("valid_to", ""))
+    except (InvalidOperation, ValueError):
+        return case_detail(request, case_id, user, db, error="Ange belopp och giltighetsdatum (ÅÅÅÅ-MM-DD).")
+    document = form.get("document_reference", "").strip()
+    if not document:
+        return case_detail(
+            request, case_id, user, db, error="document_reference: ange dokumentets diarienummer."
+        )
+    record = repo.get_case(db, actor, case_id, log=False)
+    try:
+        repo.register_commitment(
+            db,
+            actor,
+            case_id,
+            issuer=record.payer or "",
+            amount_ceiling_sek=amount,
+            valid_from=valid_from,
+            valid_to=valid_to,
+            document_reference=document,
+        )
+        repo.add_step(db, actor, case_id, "commitment_registered", document)
+    except StepRefused as exc:
+        return case_detail(request, case_id, user, db, error=str(exc))
+    return RedirectResponse(f"/cases/{case_id}", status_code=303)
+
+
+@router.get("/agreements", response_class=HTMLResponse)
+def agreements(request: Request, user: UserDep) -> HTMLResponse:
+    return render(request, "agreements.html", packs=request.app.state.engine.packs)
+
+
+@router.get("/agreements/{pack_id}", response_class=HTMLResponse)
+def agreement(request: Request, pack_id: str, user: UserDep) -> HTMLResponse:
+    try:
+        pack = request.app.state.engine.pack(pack_id)
+    except KeyError:
+        raise repo.NotFound("avtalet finns inte") from None
+    return render(request, "agreement.html", pack=pack)
+
+
+@router.get("/audit", response_class=HTMLResponse)
+def audit_page(request: Request, user: UserDep, db: DbDep) -> HTMLResponse:
+    rows = repo.list_audit(db, repo.Actor.of(user), limit=500)
+    return render(request, "audit.html", rows=rows)
+
+
+@router.get("/audit/export.csv")
+def audit_export(user: UserDep, db: DbDep) -> Response:
+    rows = repo.list_audit(db, repo.Actor.of(user), limit=1_000_000)
+    return audit_csv([AuditOut.model_validate(r, from_attributes=True) for r in rows])
