@@ -14,10 +14,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## run: decide the bundled demo cases and print the explained decisions
+## run: the case desk on http://127.0.0.1:8000 (SQLite in ./var), demo users printed at start
 run: install
 	mkdir -p var
-	$(BIN)/vembetalar demo
 	$(BIN)/vembetalar serve --demo
 
 ## system-deps: Debian packages the suite needs (PostgreSQL, Chromium, PDF tools) when missing
