@@ -193,7 +193,6 @@ def add_step(db: Session, actor: Actor, case_id: str, step: str, note: str | Non
     if step not in USER_STEPS:
         raise StepRefused(f"okänt steg {step!r} (tillåtna: {', '.join(USER_STEPS)})")
     record = get_case(db, actor, case_id, log=False)
-    decision = record.decision_json
     done = _done(record)
     if record.status != "decided":
         raise StepRefused("ärendet saknar ett beslut (inget avtal eller uppgifter saknas); inga steg kan tas")
@@ -203,12 +202,7 @@ def add_step(db: Session, actor: Actor, case_id: str, step: str, note: str | Non
         expected = "dispensed" if record.kind == "drug_exception" else "delivered"
         if step != expected:
             raise StepRefused(f"för ärendetypen {record.kind} registreras «{STEPS[expected]}»")
-        if decision.get("prior_contact_required") and "contacted" not in done:
-            raise StepRefused(
-                "hemregionen måste kontaktas innan behandling/utlämning (steget «Hemregionen kontaktad»)"
-            )
-        if decision.get("payment_commitment_required") and "commitment_registered" not in done:
-            raise StepRefused("en betalningsförbindelse måste registreras först")
+        _check_ready_to_bill(record)
     if (
         step == "commitment_registered"
         and not db.scalars(select(PaymentCommitment.id).where(PaymentCommitment.case_id == case_id)).first()
@@ -221,9 +215,24 @@ def add_step(db: Session, actor: Actor, case_id: str, step: str, note: str | Non
         _billable_event(db, actor, record, step)
         db.add(CaseStep(case_id=case_id, step="billable", user_id=actor.user_id))
         record.state = "billable"
-    db.commit()
+    try:
+        db.commit()
+    except IntegrityError:  # the same delivery registered by a concurrent request: its event key won
+        db.rollback()
+        raise StepRefused(f"steget «{STEPS[step]}» är redan registrerat") from None
     db.refresh(record)
     return record
+
+
+def _check_ready_to_bill(record: CaseRecord) -> None:
+    """What the agreement demands before treatment or hand-out must be done before billing."""
+    decision, done = record.decision_json, _done(record)
+    if decision.get("prior_contact_required") and "contacted" not in done:
+        raise StepRefused(
+            "hemregionen måste kontaktas innan behandling/utlämning (steget «Hemregionen kontaktad»)"
+        )
+    if decision.get("payment_commitment_required") and "commitment_registered" not in done:
+        raise StepRefused("en betalningsförbindelse måste registreras först")
 
 
 def _billable_event(db: Session, actor: Actor, record: CaseRecord, kind: str) -> BillableEvent:
@@ -307,6 +316,7 @@ def create_event(
     record = get_case(db, actor, case_id, log=False)
     if record.status != "decided":
         raise StepRefused("ärendet saknar ett beslut; inget fakturaunderlag kan skapas")
+    _check_ready_to_bill(record)
     existing = db.scalars(
         select(BillableEvent).where(BillableEvent.idempotency_key == idempotency_key)
     ).first()
@@ -336,6 +346,8 @@ def create_event(
         stored = db.scalars(
             select(BillableEvent).where(BillableEvent.idempotency_key == idempotency_key)
         ).one()
+        if stored.case_id != case_id:
+            raise StepRefused("idempotency_key: används redan för ett annat ärende") from None
         return stored, False
     return event, True
 

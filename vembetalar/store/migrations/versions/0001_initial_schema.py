@@ -35,6 +35,10 @@ def _append_only() -> None:
                 f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
                 "FOR EACH ROW EXECUTE FUNCTION vembetalar_append_only()"
             )
+            op.execute(
+                f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+                "FOR EACH STATEMENT EXECUTE FUNCTION vembetalar_append_only()"
+            )
     else:
         for table in APPEND_ONLY:
             for verb in ("UPDATE", "DELETE"):

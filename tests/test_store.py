@@ -1,0 +1,314 @@
+"""The store on SQLite and on a real PostgreSQL: migrations, append-only tables, concurrent writes.
+
+Data is made through the API as users would make it; the checks then go to the database itself.
+Races are made deterministic by holding both sessions at their commit until both have got there.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, event, func, inspect, select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+from webapp import TestApp as Desk
+
+from vembetalar.store import repo
+from vembetalar.store.db import make_engine, migrate
+from vembetalar.store.models import AuditEntry, BillableEvent, CaseStep, User
+
+API = "/api/v1"
+HALLAND_AT_VGR: dict[str, Any] = {
+    "date": "2025-09-15",
+    "kind": "drug_exception",
+    "patient": {"home_region": "13", "home_municipality": "1380", "country": "SE"},
+    "care": {"region": "14", "referral": False},
+    "product": {"area": "drug", "cost_sek": 18400, "nt_council": None},
+}
+#: A Värmland patient's rollator in Skåne: VGR is no party to it.
+ROLLATOR_IN_SKANE: dict[str, Any] = {
+    "date": "2025-10-02",
+    "kind": "assistive_device",
+    "patient": {"home_region": "17", "country": "SE"},
+    "care": {"region": "12"},
+    "product": {"area": "mobility", "cost_sek": 3000, "advanced_adaptation": False},
+}
+
+
+def new_case(desk: Desk, username: str = "lakare.vgr", case: dict[str, Any] = HALLAND_AT_VGR) -> str:
+    response = desk.api(username).post(f"{API}/cases", json={"case": case, "patient_id": "701063-2391"})
+    assert response.status_code == 201, response.text
+    case_id: str = response.json()["id"]
+    return case_id
+
+
+def actor(desk: Desk, username: str) -> repo.Actor:
+    with desk.app.state.sessions() as db:
+        return repo.Actor.of(db.scalars(select(User).where(User.username == username)).one())
+
+
+def together(*jobs: Callable[[], Any], hold: Any) -> list[Any]:
+    """Run the jobs in threads; every session or sessionmaker in ``hold`` waits at its first commit
+    until all jobs have reached theirs. Returns each job's result or the exception it raised."""
+    barrier = threading.Barrier(len(jobs), timeout=20)
+    waited: set[int] = set()
+    lock = threading.Lock()
+
+    def wait_once(session: Session) -> None:
+        with lock:
+            first = threading.get_ident() not in waited
+            waited.add(threading.get_ident())
+        if first:
+            barrier.wait()
+
+    targets = hold if isinstance(hold, list | tuple) else [hold]
+    for target in targets:
+        event.listen(target, "before_commit", wait_once)
+    results: list[Any] = [None] * len(jobs)
+
+    def run(index: int, job: Callable[[], Any]) -> None:
+        try:
+            results[index] = job()
+        except Exception as exc:  # reported to the test, which decides
+            results[index] = exc
+
+    threads = [threading.Thread(target=run, args=(i, job)) for i, job in enumerate(jobs)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert not any(thread.is_alive() for thread in threads), "a job hung"
+    finally:
+        for target in targets:
+            event.remove(target, "before_commit", wait_once)
+    return results
+
+
+# -- migrations -----------------------------------------------------------------------------------
+
+
+def schema_and_data(engine: Engine) -> dict[str, Any]:
+    inspector = inspect(engine)
+    shape: dict[str, Any] = {}
+    for table in sorted(inspector.get_table_names()):
+        shape[table] = {
+            "columns": [(c["name"], str(c["type"]), c["nullable"]) for c in inspector.get_columns(table)],
+            "indexes": sorted((i["name"], tuple(i["column_names"])) for i in inspector.get_indexes(table)),
+            "unique": sorted(str(u["column_names"]) for u in inspector.get_unique_constraints(table)),
+        }
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            triggers = conn.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")).all()
+        else:
+            triggers = conn.execute(
+                text("SELECT tgname, tgrelid::regclass::text FROM pg_trigger WHERE NOT tgisinternal")
+            ).all()
+        shape["(triggers)"] = sorted(tuple(t) for t in triggers)
+        shape["(version)"] = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+        shape["(rows)"] = {
+            table: conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
+            for table in inspector.get_table_names()
+        }
+    return shape
+
+
+def test_migrating_again_changes_nothing(desk: Desk) -> None:
+    case_id = new_case(desk)
+    assert (
+        desk.api("lakare.vgr").post(f"{API}/cases/{case_id}/steps", json={"step": "dispensed"}).status_code
+        == 200
+    )
+    engine = desk.app.state.db_engine
+    before = schema_and_data(engine)
+    assert len(before["(triggers)"]) >= 2  # the append-only guards exist
+    assert before["(rows)"]["billable_events"] == 1 and before["(rows)"]["cases"] == 1
+
+    migrate(engine)
+    migrate(engine)
+    fresh = make_engine(engine.url.render_as_string(hide_password=False))  # as a restarted app would
+    try:
+        migrate(fresh)
+        assert schema_and_data(fresh) == before
+    finally:
+        fresh.dispose()
+    assert schema_and_data(engine) == before
+    assert desk.api("lakare.vgr").get(f"{API}/cases/{case_id}").json()["state"] == "billable"
+
+
+# -- append-only tables ---------------------------------------------------------------------------
+
+CHANGES = {
+    "billable_events": [
+        "UPDATE billable_events SET amount_sek = 0",
+        "UPDATE billable_events SET recipient = 'region:14' WHERE id = (SELECT min(id) FROM billable_events)",
+        "DELETE FROM billable_events",
+        "DELETE FROM billable_events WHERE id = (SELECT min(id) FROM billable_events)",
+    ],
+    "audit_log": [
+        "UPDATE audit_log SET username = 'someone-else'",
+        "UPDATE audit_log SET detail = NULL WHERE id = (SELECT min(id) FROM audit_log)",
+        "DELETE FROM audit_log",
+        "DELETE FROM audit_log WHERE action = 'case.read'",
+    ],
+}
+
+
+@pytest.mark.parametrize("table", sorted(CHANGES))
+def test_append_only_tables_refuse_update_and_delete(desk: Desk, table: str) -> None:
+    client = desk.api("lakare.vgr")
+    case_id = new_case(desk)
+    client.get(f"{API}/cases/{case_id}")
+    assert client.post(f"{API}/cases/{case_id}/steps", json={"step": "dispensed"}).status_code == 200
+    engine = desk.app.state.db_engine
+
+    def rows() -> list[tuple[Any, ...]]:
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(text(f"SELECT * FROM {table} ORDER BY id")).all()]
+
+    before = rows()
+    assert before
+    for statement in CHANGES[table]:
+        with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
+            conn.execute(text(statement))
+    assert rows() == before
+
+    # Through the ORM, too.
+    with desk.app.state.sessions() as db:
+        model = BillableEvent if table == "billable_events" else AuditEntry
+        row = db.scalars(select(model).order_by(model.id)).first()
+        assert row is not None
+        if isinstance(row, BillableEvent):
+            row.amount_sek = Decimal(0)
+        else:
+            row.detail = "ändrad"
+        with pytest.raises(DBAPIError, match="append-only"):
+            db.commit()
+        db.rollback()
+        db.delete(db.get(model, row.id))
+        with pytest.raises(DBAPIError, match="append-only"):
+            db.commit()
+    assert rows() == before
+
+    # Appending still works.
+    with desk.app.state.sessions() as db:
+        repo.audit(db, actor(desk, "admin.vgr"), "audit.read", None, "test")
+        db.commit()
+    assert len(rows()) == len(before) + (table == "audit_log")
+
+
+# -- concurrent writes ----------------------------------------------------------------------------
+
+
+def _post_event(desk: Desk, who: repo.Actor, case_id: str, key: str) -> Callable[[], Any]:
+    def job() -> Any:
+        with desk.app.state.sessions() as db:
+            stored, created = repo.create_event(
+                db,
+                who,
+                case_id,
+                idempotency_key=key,
+                kind="dispensed",
+                occurred_on=dt.date(2025, 9, 16),
+                amount_sek=Decimal("100.00"),
+                quantity=Decimal(1),
+                product_name=None,
+            )
+            return stored.id, stored.case_id, created
+
+    return job
+
+
+def test_two_threads_storing_the_same_event_key_make_one_row(desk: Desk) -> None:
+    case_id = new_case(desk)
+    who = actor(desk, "lakare.vgr")
+    job = _post_event(desk, who, case_id, "apotek-race-1")
+    results = together(job, job, hold=desk.app.state.sessions)
+
+    assert not [r for r in results if isinstance(r, BaseException)], results
+    assert sorted(created for _, _, created in results) == [False, True]
+    assert len({event_id for event_id, _, _ in results}) == 1
+    with desk.app.state.sessions() as db:
+        count = db.scalar(
+            select(func.count())
+            .select_from(BillableEvent)
+            .where(BillableEvent.idempotency_key == "apotek-race-1")
+        )
+    assert count == 1
+    # And the API agrees: one event, and the same key again answers 200 with it.
+    again = desk.api("lakare.vgr").post(
+        f"{API}/events",
+        json={
+            "case_id": case_id,
+            "idempotency_key": "apotek-race-1",
+            "kind": "dispensed",
+            "occurred_on": "2025-09-16",
+        },
+    )
+    assert (again.status_code, again.json()["id"]) == (200, results[0][0])
+
+
+def test_same_event_key_for_two_cases_at_once_is_refused_for_one(desk: Desk) -> None:
+    first_case = new_case(desk, "lakare.vgr")
+    second_case = new_case(desk, "hjalpmedel.skane", ROLLATOR_IN_SKANE)
+    skane = desk.api("hjalpmedel.skane")
+    assert skane.get(f"{API}/cases/{first_case}").status_code == 404  # Skåne may not see VGR's case ...
+    results = together(
+        _post_event(desk, actor(desk, "lakare.vgr"), first_case, "shared-key"),
+        _post_event(desk, actor(desk, "hjalpmedel.skane"), second_case, "shared-key"),
+        hold=desk.app.state.sessions,
+    )
+    with desk.app.state.sessions() as db:
+        stored = db.scalars(select(BillableEvent).where(BillableEvent.idempotency_key == "shared-key")).all()
+    assert len(stored) == 1
+    # ... so neither may be handed the other's event.
+    outcomes = dict(zip((first_case, second_case), results, strict=True))
+    for requested, outcome in outcomes.items():
+        if not isinstance(outcome, BaseException):
+            assert outcome[1] == requested, f"asked for case {requested}, was given the event of {outcome[1]}"
+    assert sorted(type(o).__name__ for o in outcomes.values()) == ["StepRefused", "tuple"], results
+
+
+def _dispense_over_http(desk: Desk, case_id: str) -> Callable[[], Any]:
+    def job() -> Any:
+        client = TestClient(desk.app, base_url="https://testserver", raise_server_exceptions=False)
+        client.headers["Authorization"] = f"Bearer {desk.tokens['lakare.vgr']}"
+        return client.post(f"{API}/cases/{case_id}/steps", json={"step": "dispensed"}).status_code
+
+    return job
+
+
+def _billing_rows(desk: Desk, case_id: str) -> tuple[int, int]:
+    with desk.app.state.sessions() as db:
+        events = db.scalar(
+            select(func.count()).select_from(BillableEvent).where(BillableEvent.case_id == case_id)
+        )
+        steps = db.scalar(
+            select(func.count())
+            .select_from(CaseStep)
+            .where(CaseStep.case_id == case_id, CaseStep.step == "dispensed")
+        )
+    return int(events or 0), int(steps or 0)
+
+
+def test_two_simultaneous_dispensings_bill_once(desk: Desk) -> None:
+    case_id = new_case(desk)
+    statuses = together(
+        _dispense_over_http(desk, case_id), _dispense_over_http(desk, case_id), hold=desk.app.state.sessions
+    )
+    assert 200 in statuses, statuses
+    assert _billing_rows(desk, case_id) == (1, 1)
+
+
+def test_two_simultaneous_dispensings_answer_200_and_409(desk: Desk) -> None:
+    case_id = new_case(desk)
+    statuses = together(
+        _dispense_over_http(desk, case_id), _dispense_over_http(desk, case_id), hold=desk.app.state.sessions
+    )
+    assert sorted(statuses) == [200, 409]
