@@ -316,7 +316,6 @@ def create_event(
     record = get_case(db, actor, case_id, log=False)
     if record.status != "decided":
         raise StepRefused("ärendet saknar ett beslut; inget fakturaunderlag kan skapas")
-    _check_ready_to_bill(record)
     existing = db.scalars(
         select(BillableEvent).where(BillableEvent.idempotency_key == idempotency_key)
     ).first()
@@ -324,6 +323,7 @@ def create_event(
         if existing.case_id != case_id:
             raise StepRefused("idempotency_key: används redan för ett annat ärende")
         return existing, False
+    _check_ready_to_bill(record)
     event = BillableEvent(
         idempotency_key=idempotency_key,
         case_id=case_id,

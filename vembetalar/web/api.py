@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
-from vembetalar.model.case import Case
 from vembetalar.model.decision import Decision
 from vembetalar.security import BadPersonnummer, can, initials, mask_personnummer, normalise_personnummer
 from vembetalar.store import repo
@@ -18,8 +18,10 @@ from vembetalar.store.models import CaseRecord, User
 from vembetalar.store.repo import STEPS, StepRefused
 from vembetalar.web.auth import api_user, get_db
 from vembetalar.web.schemas import (
+    PERSONNUMMER_PATTERN,
     AuditOut,
     CaseCreate,
+    CaseIn,
     CaseOut,
     CaseSummary,
     CommitmentIn,
@@ -89,7 +91,7 @@ def summary_out(record: CaseRecord, user: User) -> CaseSummary:
 
 
 @router.post("/decisions", response_model=Decision, tags=["beslut"], summary="Avgör ett ärende (sparas inte)")
-def decide(case: Case, request: Request, user: UserDep) -> Decision:
+def decide(case: CaseIn, request: Request, user: UserDep) -> Decision:
     """The DESIGN.md §5 contract: the same function as ``vembetalar decide``; nothing is stored."""
     return request.app.state.engine.decide(case)  # type: ignore[no-any-return]
 
@@ -136,6 +138,8 @@ def create_case(body: CaseCreate, request: Request, user: UserDep, db: DbDep) ->
     patient_id = None
     if body.patient_id:
         try:
+            if not re.match(PERSONNUMMER_PATTERN, body.patient_id):
+                raise BadPersonnummer("är inte ett giltigt personnummer eller samordningsnummer")
             patient_id = normalise_personnummer(body.patient_id)
         except BadPersonnummer as exc:
             raise FieldError("patient_id", str(exc)) from None
@@ -247,7 +251,17 @@ def audit_csv(rows: list[AuditOut]) -> StreamingResponse:
     )
 
 
-@router.get("/audit/export.csv", tags=["granskningslogg"], response_class=StreamingResponse)
+@router.get(
+    "/audit/export.csv",
+    tags=["granskningslogg"],
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "Granskningsloggen som CSV (UTF-8)",
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+        }
+    },
+)
 def export_audit(user: UserDep, db: DbDep) -> StreamingResponse:
     rows = repo.list_audit(db, repo.Actor.of(user), limit=1_000_000)
     return audit_csv([AuditOut.model_validate(r, from_attributes=True) for r in rows])

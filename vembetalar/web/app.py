@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -12,13 +13,14 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.routing import Match
 
 from vembetalar.model.errors import describe
 from vembetalar.rules.engine import Engine
 from vembetalar.rules.pack import load_packs
 from vembetalar.store import repo
 from vembetalar.store.db import make_engine, migrate, session_factory
-from vembetalar.web import api, pages
+from vembetalar.web import api, apidoc, pages
 from vembetalar.web.auth import CsrfFailed, NotAuthenticated
 from vembetalar.web.ratelimit import LoginLimiter
 from vembetalar.web.settings import Settings
@@ -38,10 +40,27 @@ def _wants_json(request: Request) -> bool:
     return request.url.path.startswith("/api/")
 
 
-def _error(request: Request, status: int, message: str) -> Response:
+def _error(request: Request, status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
+    response: Response
     if _wants_json(request):
-        return JSONResponse({"detail": message}, status_code=status)
-    return pages.render(request, "error.html", status, status=status, message=message)
+        response = JSONResponse({"detail": message}, status_code=status)
+    else:
+        response = pages.render(request, "error.html", status, status=status, message=message)
+    response.headers.update(headers or {})
+    return response
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route takes on this path (Starlette's 405 names only the first route's)."""
+    routes = request.app.router.routes
+    return ", ".join(
+        method
+        for method in _METHODS
+        if any(route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes)
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -127,7 +146,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         message = {404: "sidan finns inte", 405: "metoden stöds inte här"}.get(
             exc.status_code, str(exc.detail)
         )
-        return _error(request, exc.status_code, message)
+        # Keep the exception's headers; a 405 lists every method the path takes (Allow).
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
+        return _error(request, exc.status_code, message, headers)
 
     @app.exception_handler(Exception)
     async def crashed(request: Request, exc: Exception) -> Response:
@@ -137,5 +160,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(api.router)
     app.include_router(pages.router)
+    build_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = apidoc.describe_case(build_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
     return app

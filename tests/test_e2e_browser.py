@@ -1,0 +1,254 @@
+"""End to end in a real headless Chromium (Debian's, driven by Playwright; no browser download).
+
+The app runs in-process under uvicorn on loopback, on a SQLite file, with the test users of
+``webapp.py``. The tests click through the pages as staff would: log in, decide a case, register
+that the drug was dispensed, and see the billable event.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from webapp import PASSWORD, build_app
+
+pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install playwright)")
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+
+CHROMIUM = shutil.which("chromium")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install -y chromium)"
+)
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+PERSONNUMMER = "19811228-9874"
+PRODUCT = "Testoprazol 20 mg"
+
+
+@dataclass
+class Live:
+    base_url: str
+    tokens: dict[str, str]
+
+    def api(self, username: str) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.base_url, headers={"Authorization": f"Bearer {self.tokens[username]}"}, timeout=10
+        )
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    """The real app under uvicorn in a background thread, on 127.0.0.1 and a free port."""
+    root = tmp_path_factory.mktemp("e2e")
+    test_app = build_app(f"sqlite:///{root / 'e2e.db'}", root / "var")
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(test_app.app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    )
+    thread = threading.Thread(target=server.run, name="uvicorn-e2e", daemon=True)
+    thread.start()
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            if server.started and httpx.get(f"{base_url}/login", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline or not thread.is_alive():
+            server.should_exit = True
+            pytest.fail("the app did not start under uvicorn within 15 s")
+        time.sleep(0.05)
+    try:
+        yield Live(base_url, test_app.tokens)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        test_app.app.state.db_engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """One headless Chromium for the whole module."""
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser, live: Live) -> Iterator[Page]:
+    """A fresh browser context (no cookies) per test, Swedish like the users."""
+    context = browser.new_context(base_url=live.base_url, locale="sv-SE")
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+def log_in(page: Page, username: str, password: str = PASSWORD) -> None:
+    page.goto("/login")
+    page.get_by_label("Användarnamn").fill(username)
+    page.get_by_label("Lösenord").fill(password)
+    page.get_by_role("button", name="Logga in").click()
+
+
+def field(page: Page, name: str) -> Locator:
+    """A form control by its name (the Case's dotted field name)."""
+    return page.locator(f'#case-form [name="{name}"]')
+
+
+def test_decide_dispense_and_bill_a_halland_patient_at_vgr(page: Page, live: Live, tmp_path: Path) -> None:
+    log_in(page, "lakare.vgr")
+    expect(page).to_have_url(re.compile(r"/cases$"))
+    expect(page.get_by_role("heading", name="Ärenden")).to_be_visible()
+
+    page.locator("header nav").get_by_role("link", name="Nytt ärende").click()
+    page.get_by_role("link", name=re.compile("^Läkemedel")).click()
+    expect(page).to_have_url(re.compile(r"/cases/new\?kind=drug_exception$"))
+    expect(page.get_by_role("heading", name="Nytt ärende")).to_be_visible()
+
+    field(page, "patient.home_region").select_option("13")
+    field(page, "care.region").select_option("14")
+    field(page, "care.referral").select_option(label="Nej")
+    field(page, "patient_id").fill(PERSONNUMMER)
+    field(page, "product_name").fill(PRODUCT)
+
+    # The live preview (htmx) decides as the form is filled in; nothing is stored yet.
+    preview = page.locator("#preview")
+    expect(preview.locator("[data-status]")).to_have_attribute("data-status", "decided")
+    expect(preview.locator(".payer")).to_have_text("Region Halland")
+
+    page.get_by_role("button", name="Spara ärendet").click()
+    expect(page).to_have_url(re.compile(r"/cases/[0-9a-f-]{36}$"))
+    case_id = page.url.rsplit("/", 1)[1]
+
+    decision = page.locator(".decision")
+    expect(decision).to_have_attribute("data-status", "decided")
+    expect(decision.locator(".payer")).to_have_text("Region Halland")
+    expect(decision.locator(".recipient .ref")).to_have_text("ZZXXX098")
+    expect(
+        decision.locator("blockquote.citation").filter(has_text="Region Halland har kostnadsansvar")
+    ).to_have_count(1)
+    expect(page.get_by_text(PERSONNUMMER)).to_be_visible()  # a prescriber sees the whole number
+    expect(page.get_by_text(PRODUCT)).to_be_visible()
+
+    shot = page.screenshot(path=str(tmp_path / "beslut.png"), full_page=True)
+    png = (tmp_path / "beslut.png").read_bytes()
+    assert png == shot and png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 1000
+
+    page.get_by_role("button", name="Registrera: Expedierat (läkemedel)").click()
+    expect(page).to_have_url(re.compile(f"/cases/{case_id}$"))
+    expect(page.locator('ol.steps li.done[data-step="dispensed"]')).to_contain_text("Expedierat")
+    expect(page.locator('ol.steps li.done[data-step="billable"]')).to_contain_text("Fakturaunderlag skapat")
+    expect(page.get_by_role("button", name=re.compile("^Registrera: Expedierat"))).to_have_count(0)
+    expect(page.get_by_role("heading", name="Fakturaunderlag")).to_be_visible()
+    rows = page.locator("table.events tbody tr")
+    expect(rows).to_have_count(1)
+    cells = rows.first.locator("td")
+    expect(cells.nth(0)).to_have_text("Expedierat (läkemedel)")
+    expect(cells.nth(1)).to_have_text(dt.date.today().isoformat())
+    expect(cells.nth(2)).to_have_text("Västra Götalandsregionen")
+    expect(cells.nth(3)).to_have_text("Region Halland")
+
+    # The same through the JSON API, with the prescriber's token: exactly one billable event.
+    with live.api("lakare.vgr") as api:
+        response = api.get("/api/v1/events", params={"case_id": case_id})
+        assert response.status_code == 200, response.text
+        events = response.json()
+        assert len(events) == 1
+        assert events[0]["kind"] == "dispensed"
+        assert events[0]["issuer"] == "region:14"
+        assert events[0]["recipient"] == "region:13"
+        assert events[0]["product_name"] == PRODUCT
+        case = api.get(f"/api/v1/cases/{case_id}").json()
+        assert case["payer"] == "region:13" and case["state"] == "billable"
+
+
+def test_wrong_password_is_refused_in_swedish(page: Page) -> None:
+    log_in(page, "lakare.vgr", "inte-rätt-lösenord")
+    expect(page).to_have_url(re.compile(r"/login$"))
+    expect(page.get_by_role("alert")).to_have_text("Fel användarnamn eller lösenord.")
+    expect(page.get_by_label("Användarnamn")).to_have_value("lakare.vgr")
+    page.goto("/cases")  # still not logged in
+    expect(page).to_have_url(re.compile(r"/login$"))
+
+
+def test_a_wrong_value_is_named_in_the_preview(page: Page) -> None:
+    log_in(page, "lakare.vgr")
+    page.goto("/cases/new?kind=drug_exception")
+    field(page, "patient.home_region").select_option("13")
+    field(page, "product.cost_sek").fill("abc")
+    error = page.locator('#preview [data-status="invalid"]')
+    expect(error).to_have_attribute("data-field", "product.cost_sek")
+    expect(error.get_by_role("alert")).to_contain_text("product.cost_sek")
+    expect(error.get_by_role("alert")).to_contain_text("är inte ett tal")
+    # Corrected, the preview decides again.
+    field(page, "product.cost_sek").fill("1 250,50")
+    expect(page.locator("#preview [data-status]")).not_to_have_attribute("data-status", "invalid")
+
+
+def test_a_municipality_user_gets_404_for_a_region_case(page: Page, live: Live) -> None:
+    with live.api("lakare.vgr") as api:
+        created = api.post(
+            "/api/v1/cases",
+            json={
+                "case": {
+                    "date": dt.date.today().isoformat(),
+                    "kind": "drug_exception",
+                    "patient": {"home_region": "13"},
+                    "care": {"region": "14", "referral": False},
+                },
+                "patient_id": PERSONNUMMER,
+            },
+        )
+    assert created.status_code == 201, created.text
+    case_id = created.json()["id"]
+
+    log_in(page, "mas.karlstad")
+    expect(page).to_have_url(re.compile(r"/cases$"))
+    response = page.goto(f"/cases/{case_id}")
+    assert response is not None and response.status == 404
+    expect(page.get_by_role("heading", name="Finns inte")).to_be_visible()
+    expect(page.get_by_role("alert")).to_have_text("ärendet finns inte")
+    expect(page.get_by_text(PERSONNUMMER)).to_have_count(0)
+    # Nor is it in the municipality's case list.
+    page.goto("/cases")
+    expect(page.locator(f'a[href="/cases/{case_id}"]')).to_have_count(0)
+
+
+def test_log_out(page: Page) -> None:
+    log_in(page, "lakare.vgr")
+    expect(page).to_have_url(re.compile(r"/cases$"))
+    page.get_by_role("button", name="Logga ut").click()
+    expect(page).to_have_url(re.compile(r"/login$"))
+    expect(page.get_by_role("heading", name="Logga in")).to_be_visible()
+    page.goto("/cases/new")
+    expect(page).to_have_url(re.compile(r"/login$"))
