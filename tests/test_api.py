@@ -820,11 +820,6 @@ def test_audit_export_is_csv_with_a_header(desk: Desk) -> None:
 
 
 @on_sqlite
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the audit CSV export writes user-supplied text (idempotency_key, document_reference) "
-    "as is, so a cell starting with = + - @ is run as a formula when an admin opens it in a spreadsheet",
-)
 def test_audit_export_does_not_carry_spreadsheet_formulas(desk: Desk) -> None:
     vgr = desk.api("lakare.vgr")
     case_id = create(vgr, HALLAND_AT_VGR)["id"]

@@ -74,7 +74,7 @@ def audit(
 ) -> None:
     db.add(
         AuditEntry(
-            user_id=actor.user_id if actor else None,
+            user_id=actor.user_id if actor and actor.user_id else None,
             username=actor.username if actor else "-",
             organisation_id=actor.organisation_id if actor else None,
             action=action,

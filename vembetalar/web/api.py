@@ -236,13 +236,31 @@ def list_audit(
     return [AuditOut.model_validate(r, from_attributes=True) for r in rows]
 
 
+def _cell(value: object) -> object:
+    """Text that a spreadsheet would run as a formula is quoted with a leading apostrophe."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
 def audit_csv(rows: list[AuditOut]) -> StreamingResponse:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["id", "tid", "användare", "organisation", "händelse", "ärende", "detalj"])
     for r in rows:
         writer.writerow(
-            [r.id, r.at.isoformat(), r.username, r.organisation_id, r.action, r.case_id, r.detail]
+            [
+                _cell(v)
+                for v in (
+                    r.id,
+                    r.at.isoformat(),
+                    r.username,
+                    r.organisation_id,
+                    r.action,
+                    r.case_id,
+                    r.detail,
+                )
+            ]
         )
     return StreamingResponse(
         iter([buffer.getvalue()]),

@@ -18,6 +18,7 @@ from starlette.routing import Match
 from vembetalar.model.errors import describe
 from vembetalar.rules.engine import Engine
 from vembetalar.rules.pack import load_packs
+from vembetalar.security import hash_password, new_secret
 from vembetalar.store import repo
 from vembetalar.store.db import make_engine, migrate, session_factory
 from vembetalar.web import api, apidoc, pages
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessions = session_factory(db_engine)
     app.state.engine = Engine(load_packs(settings.pack_dirs))
     app.state.login_limiter = LoginLimiter(settings.login_attempts, settings.login_window_s)
+    app.state.dummy_hash = hash_password(new_secret())
 
     app.add_middleware(
         SessionMiddleware,

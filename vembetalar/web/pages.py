@@ -79,12 +79,16 @@ async def login(request: Request, db: DbDep) -> Response:
     if wait:
         return render(request, "login.html", 429, error=f"För många försök. Försök igen om {wait} sekunder.")
     user = db.scalars(select(User).where(User.username == username)).first()
-    if user is None or not user.active or not verify_password(user.password_hash, form.get("password", "")):
+    # An unknown name costs a hash check too, so the answer time does not tell which names exist.
+    stored = user.password_hash if user is not None else request.app.state.dummy_hash
+    password_ok = verify_password(stored, form.get("password", ""))
+    if user is None or not user.active or not password_ok:
         limiter.failed(*keys)
-        repo.audit(db, None, "login.failed", None, username[:80])
+        who = repo.Actor(0, username[:80], "-", user.organisation_id) if user is not None else None
+        repo.audit(db, who, "login.failed", None, username[:80])
         db.commit()
         return render(request, "login.html", 401, error="Fel användarnamn eller lösenord.", username=username)
-    limiter.succeeded(*keys)
+    limiter.succeeded(keys[0])
     request.session.clear()
     request.session["uid"] = user.id
     csrf_token(request)
