@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
@@ -52,6 +52,17 @@ class StepRefused(ValueError):
     """The step cannot be taken now; the message says what must come first."""
 
 
+class _HasIdentity(Protocol):
+    @property
+    def id(self) -> int: ...
+    @property
+    def username(self) -> str: ...
+    @property
+    def role(self) -> str: ...
+    @property
+    def organisation_id(self) -> str: ...
+
+
 @dataclass(frozen=True)
 class Actor:
     user_id: int
@@ -60,7 +71,7 @@ class Actor:
     organisation_id: str
 
     @classmethod
-    def of(cls, user: User) -> Actor:
+    def of(cls, user: User | _HasIdentity) -> Actor:
         return cls(user.id, user.username, user.role, user.organisation_id)
 
 

@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session
 from vembetalar.model.decision import Decision
 from vembetalar.security import BadPersonnummer, can, initials, mask_personnummer, normalise_personnummer
 from vembetalar.store import repo
-from vembetalar.store.models import CaseRecord, User
+from vembetalar.store.models import CaseRecord
 from vembetalar.store.repo import STEPS, StepRefused
-from vembetalar.web.auth import api_user, get_db
+from vembetalar.web.auth import Principal, api_user, get_db
 from vembetalar.web.schemas import (
     PERSONNUMMER_PATTERN,
     AuditOut,
@@ -45,11 +45,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS)
-UserDep = Annotated[User, Depends(api_user)]
+UserDep = Annotated[Principal, Depends(api_user)]
 DbDep = Annotated[Session, Depends(get_db)]
 
 
-def case_out(record: CaseRecord, user: User) -> CaseOut:
+def case_out(record: CaseRecord, user: Principal) -> CaseOut:
     shown = record.patient_id if can(user.role, "patient_id.read") else mask_personnummer(record.patient_id)
     return CaseOut(
         id=record.id,
@@ -75,7 +75,7 @@ def case_out(record: CaseRecord, user: User) -> CaseOut:
     )
 
 
-def summary_out(record: CaseRecord, user: User) -> CaseSummary:
+def summary_out(record: CaseRecord, user: Principal) -> CaseSummary:
     shown = record.patient_id if can(user.role, "patient_id.read") else mask_personnummer(record.patient_id)
     return CaseSummary(
         id=record.id,
@@ -91,19 +91,19 @@ def summary_out(record: CaseRecord, user: User) -> CaseSummary:
 
 
 @router.post("/decisions", response_model=Decision, tags=["beslut"], summary="Avgör ett ärende (sparas inte)")
-def decide(case: CaseIn, request: Request, user: UserDep) -> Decision:
+async def decide(case: CaseIn, request: Request, user: UserDep) -> Decision:
     """The DESIGN.md §5 contract: the same function as ``vembetalar decide``; nothing is stored."""
     return request.app.state.engine.decide(case)  # type: ignore[no-any-return]
 
 
 @router.get("/me", response_model=Me, tags=["konto"])
-def me(user: UserDep) -> Me:
+async def me(user: UserDep) -> Me:
     return Me(
         username=user.username,
         full_name=user.full_name,
         role=user.role,
         organisation_id=user.organisation_id,
-        organisation=user.organisation.name,
+        organisation=user.organisation_name,
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vembetalar.model.errors import describe
 from vembetalar.rules.engine import Engine
@@ -22,7 +23,7 @@ from vembetalar.security import hash_password, new_secret
 from vembetalar.store import repo
 from vembetalar.store.db import make_engine, migrate, session_factory
 from vembetalar.web import api, apidoc, pages
-from vembetalar.web.auth import CsrfFailed, NotAuthenticated
+from vembetalar.web.auth import CsrfFailed, NotAuthenticated, PrincipalCache
 from vembetalar.web.ratelimit import LoginLimiter
 from vembetalar.web.settings import Settings
 
@@ -64,6 +65,40 @@ def _allowed_methods(request: Request) -> str:
     )
 
 
+class SecurityHeaders:
+    """Adds SECURITY_HEADERS to every response (plain ASGI: no per-request task or stream)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.headers = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {k.lower() for k, _ in message.get("headers", [])}
+                message["headers"] = list(message.get("headers", [])) + [
+                    (k, v) for k, v in self.headers if k not in present
+                ]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+#: FastAPI's built-in OpenTelemetry hooks can record request bodies and exception messages; a
+#: request may carry a personnummer, so they stay off whatever the environment says.
+NO_TELEMETRY = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+    "auto_configure": False,
+}
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     app = FastAPI(
@@ -73,6 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/api/v1/openapi.json",
         docs_url="/api/v1/docs",
         redoc_url=None,
+        telemetry=NO_TELEMETRY,  # type: ignore[arg-type]
     )
     db_engine = make_engine(settings.database_url)
     migrate(db_engine)
@@ -82,7 +118,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = Engine(load_packs(settings.pack_dirs))
     app.state.login_limiter = LoginLimiter(settings.login_attempts, settings.login_window_s)
     app.state.dummy_hash = hash_password(new_secret())
+    app.state.principals = PrincipalCache(settings.principal_ttl_s)
 
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(
         SessionMiddleware,
         secret_key=settings.secret_key,
@@ -91,15 +129,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         same_site="strict",
         https_only=settings.cookie_secure,
     )
-
-    @app.middleware("http")
-    async def security_headers(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        for key, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(key, value)
-        return response
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:

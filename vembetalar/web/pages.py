@@ -31,7 +31,7 @@ from vembetalar.store import repo
 from vembetalar.store.models import User
 from vembetalar.store.repo import STEPS, StepRefused
 from vembetalar.web.api import audit_csv
-from vembetalar.web.auth import check_csrf, csrf_token, get_db, page_user
+from vembetalar.web.auth import Principal, check_csrf, csrf_token, get_db, page_user
 from vembetalar.web.forms import AREA_NAMES, KIND_NAMES, case_from_form, form_fields
 from vembetalar.web.schemas import AuditOut
 
@@ -45,7 +45,7 @@ templates.env.globals.update(
     role_names=ROLE_NAMES,
 )
 router = APIRouter(include_in_schema=False)
-UserDep = Annotated[User, Depends(page_user)]
+UserDep = Annotated[Principal, Depends(page_user)]
 DbDep = Annotated[Session, Depends(get_db)]
 
 

@@ -36,6 +36,10 @@ class Settings:
     login_attempts: int = 5
     login_window_s: int = 300
     pack_dirs: list[Path] = field(default_factory=list)
+    #: How long a looked-up identity is reused; 0 = check the database on every request.
+    principal_ttl_s: float = field(
+        default_factory=lambda: float(os.environ.get("VEMBETALAR_PRINCIPAL_TTL", "0"))
+    )
 
     def __post_init__(self) -> None:
         if not self.secret_key:
