@@ -87,6 +87,11 @@ def mask_personnummer(value: str | None) -> str | None:
     return value[:9] + "****"
 
 
+def patient_id_for(role: str, value: str | None) -> str | None:
+    """The personnummer as this role may see it: in full, or masked."""
+    return value if can(role, "patient_id.read") else mask_personnummer(value)
+
+
 def initials(full_name: str) -> str:
     """Patient initials, which is all Region Värmland's invoices may carry."""
     return "".join(part[0].upper() for part in full_name.split() if part)[:6]

@@ -12,7 +12,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
 from vembetalar.model.decision import Decision
-from vembetalar.security import BadPersonnummer, can, initials, mask_personnummer, normalise_personnummer
+from vembetalar.security import BadPersonnummer, initials, normalise_personnummer, patient_id_for
 from vembetalar.store import repo
 from vembetalar.store.models import CaseRecord
 from vembetalar.store.repo import STEPS, StepRefused
@@ -50,7 +50,7 @@ DbDep = Annotated[Session, Depends(get_db)]
 
 
 def case_out(record: CaseRecord, user: Principal) -> CaseOut:
-    shown = record.patient_id if can(user.role, "patient_id.read") else mask_personnummer(record.patient_id)
+    shown = patient_id_for(user.role, record.patient_id)
     return CaseOut(
         id=record.id,
         reference=record.reference,
@@ -76,7 +76,7 @@ def case_out(record: CaseRecord, user: Principal) -> CaseOut:
 
 
 def summary_out(record: CaseRecord, user: Principal) -> CaseSummary:
-    shown = record.patient_id if can(user.role, "patient_id.read") else mask_personnummer(record.patient_id)
+    shown = patient_id_for(user.role, record.patient_id)
     return CaseSummary(
         id=record.id,
         reference=record.reference,

@@ -23,8 +23,8 @@ from vembetalar.security import (
     BadPersonnummer,
     can,
     initials,
-    mask_personnummer,
     normalise_personnummer,
+    patient_id_for,
     verify_password,
 )
 from vembetalar.store import repo
@@ -122,13 +122,11 @@ def case_list(
     kind = kind if kind in KIND_NAMES else None
     state = state if state in STEPS else None
     rows = repo.list_cases(db, repo.Actor.of(user), status=status, kind=kind, state=state)
-    show_id = can(user.role, "patient_id.read")
     return render(
         request,
         "cases.html",
         cases=rows,
-        show_id=show_id,
-        mask=mask_personnummer,
+        patient_id=lambda value: patient_id_for(user.role, value),
         filters={"status": status, "kind": kind, "state": state},
     )
 
@@ -223,9 +221,7 @@ def case_detail(
         "case_detail.html",
         case=record,
         decision=decision,
-        patient_id=record.patient_id
-        if can(user.role, "patient_id.read")
-        else mask_personnummer(record.patient_id),
+        patient_id=patient_id_for(user.role, record.patient_id),
         next_steps=next_steps,
         commitments=repo.list_commitments(db, actor, case_id),
         events=repo.list_events(db, actor, case_id) if can(user.role, "event.read") else [],
