@@ -7,6 +7,7 @@ import datetime as dt
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -36,6 +37,19 @@ from vembetalar.web.forms import AREA_NAMES, KIND_NAMES, case_from_form, form_fi
 from vembetalar.web.schemas import AuditOut
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+
+
+STOCKHOLM = ZoneInfo("Europe/Stockholm")  # tzdata is a dependency, so this works without system files
+
+
+def _local_time(moment: dt.datetime) -> str:
+    """Times are stored in UTC and shown as Swedish staff read a clock."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(STOCKHOLM).strftime("%Y-%m-%d %H:%M")
+
+
+templates.env.filters["local"] = _local_time
 templates.env.globals.update(
     party_name=lambda p: codes.party_name(p) if p else "—",
     kind_names=KIND_NAMES,
@@ -210,11 +224,15 @@ def case_detail(
     decision = Decision.model_validate(record.decision_json)
     done = {s.step for s in record.steps}
     delivery = "dispensed" if record.kind == "drug_exception" else "delivered"
+    # Offer only the steps that can be taken now, in the agreement's order.
     next_steps = []
+    waiting_for = None
     if record.status == "decided" and can(user.role, "case.step"):
         if decision.prior_contact_required and "contacted" not in done:
             next_steps.append("contacted")
-        if delivery not in done:
+        elif decision.payment_commitment_required and "commitment_registered" not in done:
+            waiting_for = "commitment_registered"
+        elif delivery not in done:
             next_steps.append(delivery)
     return render(
         request,
@@ -223,6 +241,7 @@ def case_detail(
         decision=decision,
         patient_id=patient_id_for(user.role, record.patient_id),
         next_steps=next_steps,
+        waiting_for=waiting_for,
         commitments=repo.list_commitments(db, actor, case_id),
         events=repo.list_events(db, actor, case_id) if can(user.role, "event.read") else [],
         can_commit=can(user.role, "commitment.create")
