@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from vembetalar.model.codes import party_name
 from vembetalar.model.errors import parse_case
 from vembetalar.rules.engine import Engine
-from vembetalar.security import hash_password, new_secret, token_digest
+from vembetalar.security import hash_password, new_secret, normalise_personnummer, token_digest
 from vembetalar.store import repo
 from vembetalar.store.models import ApiToken, CaseRecord, Organisation, User
 
@@ -32,9 +32,9 @@ USERS = [
 CASES = [
     ("lakare.vgr", "01_hallandspatient_i_vgr.json", "19811228-9874", "Anna Andersson", "Läkemedel X 10 mg"),
     ("lakare.vgr", "02_vgr_patient_i_halland_nt_avvakta.json", None, None, None),
-    ("hjalpmedel.skane", "03_horapparat_i_malmo.json", "19540312-2383", "Bo Berg", "Hörapparat"),
+    ("hjalpmedel.skane", "03_horapparat_i_malmo.json", "19540312-2384", "Bo Berg", "Hörapparat"),
     ("hjalpmedel.skane", "04_rollator_exakt_10000.json", None, None, "Rollator"),
-    ("mas.karlstad", "05_sarskilt_boende_karlstad.json", "19351107-6946", "Greta Gran", "Sårförband"),
+    ("mas.karlstad", "05_sarskilt_boende_karlstad.json", "19351107-6949", "Greta Gran", "Sårförband"),
 ]
 
 
@@ -85,7 +85,7 @@ def seed(db: Session, engine: Engine) -> tuple[list[DemoLogin], str]:
                 engine,
                 repo.Actor.of(user),
                 case,
-                patient_id=patient_id,
+                patient_id=normalise_personnummer(patient_id) if patient_id else None,
                 patient_initials=initials,
                 product_name=product,
             )
