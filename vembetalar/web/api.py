@@ -76,18 +76,8 @@ def case_out(record: CaseRecord, user: Principal) -> CaseOut:
 
 
 def summary_out(record: CaseRecord, user: Principal) -> CaseSummary:
-    shown = patient_id_for(user.role, record.patient_id)
-    return CaseSummary(
-        id=record.id,
-        reference=record.reference,
-        created_at=record.created_at,
-        kind=record.kind,
-        status=record.status,
-        state=record.state,
-        payer=record.payer,
-        patient_id=shown,
-        product_name=record.product_name,
-    )
+    summary = CaseSummary.model_validate(record, from_attributes=True)
+    return summary.model_copy(update={"patient_id": patient_id_for(user.role, record.patient_id)})
 
 
 @router.post("/decisions", response_model=Decision, tags=["beslut"], summary="Avgör ett ärende (sparas inte)")

@@ -99,6 +99,15 @@ NO_TELEMETRY = {
 }
 
 
+#: Our own errors and the HTTP status each becomes; the message is already one line for a user.
+DOMAIN_ERRORS: dict[type[Exception], int] = {
+    repo.Forbidden: 403,
+    repo.NotFound: 404,
+    repo.StepRefused: 409,
+    api.FieldError: 422,
+}
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     app = FastAPI(
@@ -156,21 +165,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def csrf_failed(request: Request, exc: CsrfFailed) -> Response:
         return _error(request, 403, "CSRF-token saknas eller är fel; ladda om sidan och försök igen")
 
-    @app.exception_handler(repo.Forbidden)
-    async def forbidden(request: Request, exc: repo.Forbidden) -> Response:
-        return _error(request, 403, str(exc))
+    async def domain_error(request: Request, exc: Exception) -> Response:
+        return _error(request, DOMAIN_ERRORS[type(exc)], str(exc))
 
-    @app.exception_handler(repo.NotFound)
-    async def not_found(request: Request, exc: repo.NotFound) -> Response:
-        return _error(request, 404, str(exc))
-
-    @app.exception_handler(repo.StepRefused)
-    async def refused(request: Request, exc: repo.StepRefused) -> Response:
-        return _error(request, 409, str(exc))
-
-    @app.exception_handler(api.FieldError)
-    async def field_error(request: Request, exc: api.FieldError) -> Response:
-        return _error(request, 422, str(exc))
+    for error_type in DOMAIN_ERRORS:
+        app.add_exception_handler(error_type, domain_error)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
