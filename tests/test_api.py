@@ -39,7 +39,7 @@ HALLAND_AT_VGR: dict[str, Any] = {
     "kind": "drug_exception",
     "patient": {"home_region": "13", "home_municipality": "1380", "country": "SE", "age": 54},
     "care": {"region": "14", "referral": False},
-    "product": {"area": "drug", "cost_sek": 18400, "nt_council": None},
+    "product": {"area": "drug", "cost_sek": 18400, "nt_council": "none"},
 }
 #: The same, but NT-rådet advised against the drug: Halland must be contacted first.
 NT_ADVISED_AGAINST: dict[str, Any] = {
@@ -66,7 +66,7 @@ KARLSTAD_SPECIAL_HOUSING: dict[str, Any] = {
         "age": 88,
     },
     "care": {"self_care": False, "discharge": False},
-    "product": {"area": "medtech", "listed": False, "replaces_listed": False},
+    "product": {"area": "medtech", "annex": "not_listed", "replaces_listed": False},
 }
 #: Värmland nutrition after the agreement ended: no agreement.
 NO_AGREEMENT: dict[str, Any] = {
@@ -79,13 +79,13 @@ NO_AGREEMENT: dict[str, Any] = {
         "home_care_weeks": 4,
     },
     "care": {"self_care": False, "discharge": False},
-    "product": {"area": "nutrition", "listed": True},
+    "product": {"area": "nutrition", "annex": "kommun"},
 }
-#: A Swede living abroad whose last home region is not known: incomplete.
+#: A device in Skåne for a patient whose country of residence is not known: who pays is open.
 INCOMPLETE: dict[str, Any] = {
     "date": "2025-07-01",
     "kind": "assistive_device",
-    "patient": {"country": "US", "swedish_citizen": True},
+    "patient": {"home_region": "13"},
     "care": {"region": "12"},
     "product": {"area": "mobility", "cost_sek": 3000, "advanced_adaptation": False},
 }

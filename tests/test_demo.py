@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from vembetalar.store.models import CaseRecord, User
 from vembetalar.web.app import create_app
-from vembetalar.web.demo import USERS, seed
+from vembetalar.web.demo import CASES, USERS, seed
 from vembetalar.web.settings import Settings
 
 
@@ -20,12 +20,12 @@ def test_demo_logins_and_token_work_and_reseeding_rotates_passwords(tmp_path: Pa
     with app.state.sessions() as db:
         logins, token = seed(db, app.state.engine)
         assert {login.username for login in logins} == {u[0] for u in USERS}
-        assert db.scalar(select(func.count()).select_from(CaseRecord)) == 5
+        assert db.scalar(select(func.count()).select_from(CaseRecord)) == len(CASES)
         assert all(
             re.fullmatch(r"\d{8}-\d{4}", pid) for pid in db.scalars(select(CaseRecord.patient_id)) if pid
         )
         again, _ = seed(db, app.state.engine)
-        assert db.scalar(select(func.count()).select_from(CaseRecord)) == 5
+        assert db.scalar(select(func.count()).select_from(CaseRecord)) == len(CASES)
         assert db.scalar(select(func.count()).select_from(User)) == len(USERS)
     client = TestClient(app, base_url="https://testserver")
     cases = client.get("/api/v1/cases", headers={"Authorization": f"Bearer {token}"})

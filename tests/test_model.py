@@ -24,7 +24,15 @@ def test_minimal_case_leaves_everything_unknown() -> None:
     case = parse_case(BASE + "}")
     flat = case.flat()
     assert flat["patient.home_region"] is None
-    assert flat["product.nt_council"] == "none"  # null means "NT-rådet has given no advice"
+    assert flat["product.nt_council"] is None  # not known — "none" is the answer "no statement"
+    assert parse_case(BASE + ', "product": {"nt_council": "none"}}').product.nt_council == "none"
+
+
+def test_the_retired_listed_field_is_refused_naming_annex() -> None:
+    with pytest.raises(BadCase) as caught:
+        parse_case('{"date": "2023-05-01", "kind": "medtech_product", "product": {"listed": true}}')
+    message = str(caught.value)
+    assert message.startswith("product.listed: ") and "product.annex" in message
 
 
 @pytest.mark.parametrize(

@@ -129,14 +129,17 @@ def generate_cases(n: int, seed: int = 7) -> pl.DataFrame:
         "care.referral": _bools(rng, n, 0.4),
         "care.self_care": _bools(rng, n, 0.1),
         "care.discharge": _bools(rng, n, 0.15),
+        "care.municipality_has_product": _bools(rng, n, 0.5),
         "care.late_handover": _bools(rng, n, 0.3),
         "product.area": pl.Series(list(area), dtype=pl.String),
         "product.cost_sek": pl.Series(list(cost), dtype=pl.Float64),
         "product.advanced_adaptation": _bools(rng, n, 0.2),
         "product.nt_council": pl.Series(
-            _pick(rng, n, ["do_not_use", "await", "use", "may_use", None, None]), dtype=pl.String
+            _pick(rng, n, ["do_not_use", "await", "use", "may_use", "none", None]), dtype=pl.String
         ),
-        "product.listed": _bools(rng, n, 0.6),
+        "product.annex": pl.Series(
+            _pick(rng, n, ["kommun", "kommun", "region", "not_listed"], null=0.05), dtype=pl.String
+        ),
         "product.replaces_listed": _bools(rng, n, 0.3),
         "product.supply_days": pl.Series(list(supply), dtype=pl.Int64),
     }

@@ -40,7 +40,16 @@ Area = Literal[
     "nutrition",
     "drug",
 ]
-NtCouncil = Literal["do_not_use", "await", "use", "may_use"]
+NtCouncil = Literal["do_not_use", "await", "use", "may_use", "none"]
+Annex = Literal["kommun", "region", "not_listed"]
+
+#: Fields that no longer exist, with what to give instead; old files and clients get told, not ignored.
+RETIRED: dict[str, str] = {
+    "product.listed": (
+        'fältet finns inte längre; ange product.annex: "kommun" eller "region" (var avtalets '
+        'produktbilaga lägger kostnadsansvaret) eller "not_listed" (utanför listorna)'
+    ),
+}
 
 #: Which product areas make sense for which kind of case; a drug is never an assistive device.
 KIND_AREAS: dict[str, tuple[str, ...]] = {
@@ -67,13 +76,6 @@ class CodeDomain:
     """Marks a string field whose values come from a reference code list (for analysis and UI)."""
 
     name: Literal["region", "municipality", "country"]
-
-
-@dataclass(frozen=True)
-class NullMeans:
-    """Marks a field where JSON ``null`` is itself an answer (e.g. NT-rådet gave no advice)."""
-
-    value: str
 
 
 def _region(value: str) -> str:
@@ -111,6 +113,19 @@ NonNegativeNumber = Annotated[StrictInt | StrictFloat, Field(ge=0)]
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _retired(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            group = cls.__name__.lower()
+            for key in data:
+                message = RETIRED.get(f"{group}.{key}")
+                if message is not None:
+                    raise PydanticCustomError(
+                        "retired_field", "{field}: {message}", {"field": f"{group}.{key}", "message": message}
+                    )
+        return data
+
 
 class Patient(_Strict):
     home_region: RegionCode | None = None
@@ -140,6 +155,7 @@ class Care(_Strict):
     referral: StrictBool | None = None
     self_care: StrictBool | None = None
     discharge: StrictBool | None = None
+    municipality_has_product: StrictBool | None = None
     late_handover: StrictBool | None = None
 
 
@@ -147,8 +163,8 @@ class Product(_Strict):
     area: Area | None = None
     cost_sek: NonNegativeNumber | None = None
     advanced_adaptation: StrictBool | None = None
-    nt_council: Annotated[NtCouncil | None, NullMeans("none")] = None
-    listed: StrictBool | None = None
+    nt_council: NtCouncil | None = None
+    annex: Annex | None = None
     replaces_listed: StrictBool | None = None
     supply_days: Annotated[StrictInt, Field(ge=0)] | None = None
 
@@ -179,9 +195,6 @@ class Case(_Strict):
         for group in ("patient", "care", "product"):
             for name, value in getattr(self, group).model_dump().items():
                 out[f"{group}.{name}"] = value
-        for spec in case_fields().values():
-            if spec.null_means is not None and out[spec.name] is None:
-                out[spec.name] = spec.null_means
         return out
 
 
@@ -195,21 +208,43 @@ LABELS: dict[str, str] = {
     "patient.last_home_region": "senaste hemregion före utflytt",
     "patient.swedish_citizen": "svensk medborgare",
     "patient.housing": "boende",
-    "patient.home_care_weeks": "hemsjukvård (veckor)",
+    "patient.home_care_weeks": "hemsjukvård, planerad varaktighet (veckor)",
     "patient.short_term_stay": "korttidsplats",
     "patient.age": "ålder",
     "care.region": "vårdregion",
     "care.referral": "remiss",
     "care.self_care": "egenvård",
     "care.discharge": "utskrivning från sjukhus",
+    "care.municipality_has_product": "kommunen har redan produkten vid utskrivningen",
     "care.late_handover": "sen informationsöverföring till kommunen",
     "product.area": "produktområde",
     "product.cost_sek": "kostnad (kr)",
     "product.advanced_adaptation": "kräver avancerad anpassning/service",
     "product.nt_council": "NT-rådets yttrande",
-    "product.listed": "finns i avtalets produktlista",
-    "product.replaces_listed": "ersätter listad produkt (ingen likvärdig kan användas)",
+    "product.annex": "produktbilagan (bilaga 1) lägger kostnaden på",
+    "product.replaces_listed": "ersätter produkt i produktbilagan (ingen likvärdig kan användas)",
     "product.supply_days": "utskrivningsförsörjning (dagar)",
+}
+
+#: What a field means, where the label alone could be misread (forms, docs, API schema).
+HELP: dict[str, str] = {
+    "patient.home_care_weeks": (
+        "Planerad varaktighet i veckor för hälso- och sjukvårdsinsatser som utförs av sjuksköterska "
+        "eller har delegerats av sjuksköterska (avtalets definition av hemsjukvård: minst tre veckor)."
+    ),
+    "product.nt_council": (
+        'NT-rådets yttrande om läkemedlet. Välj "inget yttrande" om NT-rådet inte har yttrat sig; '
+        "lämna tomt om det inte är känt."
+    ),
+    "product.annex": (
+        "Produktbilagan (bilaga 1) anger både kommunens och regionens produkter: kommun, region, "
+        "eller utanför listorna."
+    ),
+    "care.municipality_has_product": (
+        "Har kommunen redan produkten när patienten skrivs ut? Om inte skickar regionen med den, "
+        "högst för en vecka."
+    ),
+    "product.supply_days": "Antal dagars förbrukning som lämnas vid utskrivningen (upplysning).",
 }
 
 
@@ -220,12 +255,12 @@ class FieldSpec:
     name: str
     type: Literal["category", "bool", "number", "integer", "date"]
     values: tuple[str, ...] = ()
-    null_means: str | None = None
     required: bool = False
+    #: For code fields: which reference list the codes come from.
+    domain: Literal["region", "municipality", "country"] | None = None
 
 
 def _spec_for(name: str, annotation: Any, metadata: list[Any], required: bool) -> FieldSpec:
-    null_means = next((m.value for m in metadata if isinstance(m, NullMeans)), None)
     domain = next((m for m in metadata if isinstance(m, CodeDomain)), None)
     inner = annotation
     if get_origin(annotation) in (Union, types.UnionType):
@@ -241,12 +276,10 @@ def _spec_for(name: str, annotation: Any, metadata: list[Any], required: bool) -
             "municipality": lambda: tuple(codes.municipalities()),
             "country": lambda: tuple(sorted(codes.countries())),
         }[domain.name]()
-        return FieldSpec(name, "category", values, null_means, required)
+        return FieldSpec(name, "category", values, required, domain.name)
     if get_origin(inner) is Literal:
         values = tuple(str(v) for v in get_args(inner))
-        if null_means is not None:
-            values = (*values, null_means)
-        return FieldSpec(name, "category", values, null_means, required)
+        return FieldSpec(name, "category", values, required)
     if inner is dt.date:
         return FieldSpec(name, "date", required=required)
     if inner is bool:

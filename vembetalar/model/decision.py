@@ -1,12 +1,31 @@
-"""The Decision: who decides, pays and invoices, what comes first, and why (DESIGN.md §5)."""
+"""The Decision: who decides, pays and invoices, what comes first, and why (DESIGN.md §5).
+
+Each output is answered on its own. An output that depends on a fact nobody has filled in is
+``null`` and named in ``undetermined``, and the facts it waits for are in ``missing``; the rest of
+the answer still stands. ``status`` is ``incomplete`` only when the payer (or the split of the
+cost) is among the undetermined outputs.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 Status = Literal["decided", "no_agreement", "incomplete"]
+
+#: The outputs a Decision answers, each separately (names as in the JSON).
+OUTPUTS = (
+    "decider",
+    "payer",
+    "shares",
+    "payer_note",
+    "invoicer",
+    "prior_contact_required",
+    "contact",
+    "payment_commitment_required",
+    "invoice",
+)
 
 
 class _Out(BaseModel):
@@ -27,19 +46,36 @@ class Recipient(_Out):
     peppol_id: str | None = None
     org_number: str | None = None
     van_operator: str | None = None
-    email: str | None = None
+    #: An address for questions about invoices — not a way to send one.
+    enquiries_email: str | None = None
     channel: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_email(cls, data: Any) -> Any:
+        """Decisions stored before 2026-11 called the questions address ``email``."""
+        if isinstance(data, dict) and "email" in data:
+            data = dict(data)
+            data.setdefault("enquiries_email", data.pop("email"))
+        return data
 
 
 class InvoiceSpec(_Out):
+    """What the agreement says about the invoice. ``recipient`` is null when the agreement names
+    none (``note`` then says whom to ask)."""
+
     recipient: Recipient | None = None
     channel: str | None = None
     required_fields: list[str] = []
+    #: Only what an agreement itself forbids on the invoice.
     forbidden_fields: list[str] = []
+    #: vembetalar's own data minimisation: not needed under the agreement, so left off.
+    not_needed_fields: list[str] = []
+    note: str | None = None
 
 
 class Contact(_Out):
-    """Whom to contact before acting: a party (e.g. the paying region) or a named function."""
+    """Whom to contact: the paying region, or a named function such as VO Hjälpmedel."""
 
     party: str | None = None
     name: str
@@ -49,14 +85,26 @@ class Contact(_Out):
     note: str | None = None
 
 
+class Share(_Out):
+    """One part of a split cost, in the order the parts apply (e.g. the discharge week first)."""
+
+    payer: str | None
+    what: str
+    max_days: int | None = None
+
+
 class RuleMatch(_Out):
-    """One rule that fired, with the conditions that made it fire."""
+    """One rule that fired, with the conditions that made it fire.
+
+    ``alternative``: one of several rules that could fire while a fact is unknown, all of which
+    give the same answer for the outputs shown."""
 
     table: str
     rule_id: str
     title: str
     matched: list[str]
     interpretation: str | None = None
+    alternative: bool = False
 
 
 class Explanation(_Out):
@@ -72,16 +120,18 @@ class Decision(_Out):
     status: Status
     decider: str | None = None
     payer: str | None = None
+    shares: list[Share] = []
     payer_note: str | None = None
     invoicer: str | None = None
-    prior_contact_required: bool = False
+    prior_contact_required: bool | None = False
     contact: Contact | None = None
-    payment_commitment_required: bool = False
+    payment_commitment_required: bool | None = False
     actions: list[str] = []
     invoice: InvoiceSpec | None = None
     rule_id: str | None = None
     rule_ids: list[str] = []
     citations: list[str] = []
     missing: list[str] = []
+    undetermined: list[str] = []
     reason: str | None = None
     explanation: Explanation = Explanation()

@@ -44,6 +44,8 @@ _OWN = {
 def describe(error: dict[str, Any]) -> str:
     """One error as ``field: what is wrong``."""
     kind = error["type"]
+    if kind == "retired_field":
+        return str(error["msg"])
     loc = _OWN.get(kind) or ".".join(str(p) for p in error["loc"]) or "ärendet"
     if kind in _OWN:
         return f"{loc}: {error['msg']}"

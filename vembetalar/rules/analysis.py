@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from vembetalar.model.case import KIND_AREAS, FieldSpec, case_fields
 from vembetalar.rules.conditions import Condition, all_of
-from vembetalar.rules.pack import Pack, Table
+from vembetalar.rules.pack import Pack, Table, check_precedence
 
 Severity = Literal["error", "warning"]
 MAX_POINTS = 2_000_000
@@ -141,6 +141,8 @@ def check_citations(pack: Pack) -> list[Finding]:
     source = _norm(pack.source_text)
     used = {c for r in pack.rules() for c in r.cite}
     used |= {c for rec in pack.meta.recipients.values() for c in rec.cite}
+    used |= {c for con in pack.meta.contacts.values() for c in con.cite}
+    used |= {c for par in pack.meta.parameters.values() for c in par.cite}
     used |= set(pack.meta.validity_cite)
     for cid, cit in pack.citations.items():
         if cit.document != pack.meta.source.document:
@@ -180,10 +182,12 @@ def _validity_overlaps(a: Pack, b: Pack) -> bool:
 
 
 def check_packs(packs: Sequence[Pack]) -> list[Finding]:
-    """Each pack on its own, then pairs of packs that could both claim a case equally."""
+    """Each pack on its own, then pairs of packs that could both claim a case with no declared
+    precedence between them (``overrides``)."""
     findings = [f for p in packs for f in check_pack(p)]
+    dominates = check_precedence(packs)
     for a, b in itertools.combinations(packs, 2):
-        if a.specificity != b.specificity or not _validity_overlaps(a, b):
+        if b.id in dominates[a.id] or a.id in dominates[b.id] or not _validity_overlaps(a, b):
             continue
         both = [*a.scope, *b.scope]
         clash = next(
@@ -196,7 +200,8 @@ def check_packs(packs: Sequence[Pack]) -> list[Finding]:
                     a.id,
                     "error",
                     "konkurrerande avtal",
-                    f"{a.id} och {b.id} omfattar samma ärenden lika specifikt, t.ex. {_show(clash)}",
+                    f"{a.id} och {b.id} omfattar samma ärenden utan deklarerat företräde (overrides), "
+                    f"t.ex. {_show(clash)}",
                 )
             )
     return findings

@@ -38,6 +38,12 @@ class Condition:
     op: Op
     value: Any  # a scalar, or a tuple for in / not_in
     set_name: str | None = None  # the pack's named value set this came from, for explanations
+    param: str | None = None  # the pack's named parameter the value came from
+
+    @property
+    def key(self) -> tuple[str, str, Any]:
+        """What the condition tests, without the names it was written with."""
+        return (self.field, self.op, self.value)
 
     def test(self, actual: Any) -> bool | None:
         """True, false, or None when the field is unknown."""
@@ -91,7 +97,8 @@ class Condition:
             word = "är en av" if self.op == "in" else "är inte en av"
             shown = f"«{self.set_name}»" if self.set_name else ", ".join(_show(x) for x in self.value)
             return f"{name} {word} {shown}"
-        return f"{name} {_SYMBOL[self.op]} {_show(self.value)}"
+        shown = _show(self.value) + (f" ({self.param})" if self.param else "")
+        return f"{name} {_SYMBOL[self.op]} {shown}"
 
 
 def _show(value: Any) -> str:
@@ -130,13 +137,21 @@ def normalise_value(spec: FieldSpec, raw: Any) -> Any:
         raise ConditionError(spec.name, f"{raw!r} ska vara ett datum") from None
 
 
+def _is_param_ref(raw: Any) -> bool:
+    return isinstance(raw, dict) and list(raw) == ["param"]
+
+
 def parse_conditions(
-    when: dict[str, Any], fields: dict[str, FieldSpec], sets: dict[str, list[str]]
+    when: dict[str, Any],
+    fields: dict[str, FieldSpec],
+    sets: dict[str, list[str]],
+    params: dict[str, int | float] | None = None,
 ) -> list[Condition]:
     """Parse a rule's ``when:`` mapping.
 
     A scalar means equality, a list means "one of", and a mapping names operators
     (``{ge: 10000}``, ``{not_in_set: eu_eea_ch}``); several operators on one field all must hold.
+    ``{param: name}`` in place of a value uses the pack's named parameter.
     """
     out: list[Condition] = []
     for field, raw in when.items():
@@ -145,17 +160,27 @@ def parse_conditions(
             raise ConditionError(field, "okänt ärendefält")
         if isinstance(raw, list):
             out.append(Condition(field, "in", tuple(normalise_value(spec, x) for x in raw)))
-        elif isinstance(raw, dict):
+        elif isinstance(raw, dict) and not _is_param_ref(raw):
             if not raw:
                 raise ConditionError(field, "tomt villkor")
             for op, arg in raw.items():
-                out.append(_parse_op(spec, str(op), arg, sets))
+                out.append(_parse_op(spec, str(op), arg, sets, params or {}))
         else:
-            out.append(Condition(field, "eq", normalise_value(spec, raw)))
+            out.append(_parse_op(spec, "eq", raw, sets, params or {}))
     return out
 
 
-def _parse_op(spec: FieldSpec, op: str, arg: Any, sets: dict[str, list[str]]) -> Condition:
+def _parse_op(
+    spec: FieldSpec, op: str, arg: Any, sets: dict[str, list[str]], params: dict[str, int | float]
+) -> Condition:
+    if _is_param_ref(arg):
+        name = str(arg["param"])
+        if name not in params:
+            raise ConditionError(spec.name, f"parametern {name!r} finns inte i paketets parameters")
+        if op not in ("eq", "ne", *NUMERIC_OPS):
+            raise ConditionError(spec.name, f"operatorn {op!r} tar inte en parameter")
+        condition = _parse_op(spec, op, params[name], sets, params)
+        return Condition(condition.field, condition.op, condition.value, param=name)
     if op in ("in_set", "not_in_set"):
         if arg not in sets:
             raise ConditionError(spec.name, f"värdemängden {arg!r} finns inte i paketets sets")

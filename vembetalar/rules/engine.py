@@ -1,45 +1,23 @@
 """The engine: which agreement applies to a case, which of its rules fire, and what follows.
 
-It never guesses. No agreement in force → ``no_agreement`` with the reason; a fact the rules need
-is unknown → ``incomplete`` naming it. It never touches a database or the network.
+It never guesses. No agreement in force → ``no_agreement`` with the reason; an unknown fact
+leaves open only the outputs that depend on it (see ``worlds``), and the case is ``incomplete``
+only when the payer does. Which agreement wins where two cover a case is declared in the packs
+(``overrides``), never inferred. It never touches a database or the network.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from vembetalar.model.case import Case
 from vembetalar.model.decision import Decision
 from vembetalar.rules import outputs
 from vembetalar.rules.conditions import all_of, unknown_fields
-from vembetalar.rules.pack import Pack, Rule, Table
-
-
-@dataclass(frozen=True)
-class TableResult:
-    hit: Rule | None
-    missing: tuple[str, ...] = ()
-
-
-def evaluate_table(table: Table, case: dict[str, Any]) -> TableResult:
-    """Find the rule that fires, honouring the table's hit policy under three-valued logic.
-
-    ``first``: rules in order; an unknown rule before the first true one blocks the answer,
-    because it might have fired. ``unique``: at most one rule can be true (``packs check``
-    proves it), so a true rule settles it; otherwise any unknown rule blocks.
-    """
-    missing: list[str] = []
-    for rule in table.rules:
-        truth = all_of(list(rule.conditions), case)
-        if truth is None:
-            missing += unknown_fields(list(rule.conditions), case)
-        elif truth:
-            if table.hit_policy == "first" and missing:
-                return TableResult(None, tuple(missing))
-            return TableResult(rule)
-    return TableResult(None, tuple(dict.fromkeys(missing)))
+from vembetalar.rules.pack import Pack, check_precedence
+from vembetalar.rules.worlds import Alive, enumerate_worlds, summarise
 
 
 def scope_truth(pack: Pack, case: dict[str, Any]) -> bool | None:
@@ -49,11 +27,44 @@ def scope_truth(pack: Pack, case: dict[str, Any]) -> bool | None:
 def precedence_note(winner: Pack, others: Sequence[Pack]) -> str | None:
     if not others:
         return None
-    names = ", ".join(f"«{p.meta.title}» ({p.id}, {p.specificity} villkor)" for p in others)
+    names = ", ".join(f"«{p.meta.title}» ({p.id})" for p in others)
     return (
-        f"Även {names} omfattar ärendet, men «{winner.meta.title}» ({winner.id}) är mer specifikt "
-        f"({winner.specificity} villkor) och har företräde."
+        f"Även {names} omfattar ärendet, men «{winner.meta.title}» ({winner.id}) har enligt "
+        "avtalsdata företräde (overrides)."
     )
+
+
+def template_values(pack: Pack, alive: Alive, case: dict[str, Any]) -> dict[str, Any]:
+    """The case values an answer may print: the kind, and each template field that a rule which
+    could still fire uses (others are left out, so they never make two cases look different)."""
+    values: dict[str, Any] = {"kind": case["kind"]}
+    for rule, possible in zip(pack.rules(), alive, strict=True):
+        for name in rule.template_fields:
+            if possible:
+                values[name] = case[name]
+            else:
+                values.setdefault(name, None)
+    return values
+
+
+@lru_cache(maxsize=16_384)
+def conclude(
+    pack: Pack, alive: Alive, unknown: tuple[str, ...], kind: str, known: frozenset[str], note: str | None
+) -> Decision:
+    """From a case's summary (``worlds.summarise``) to the Decision, with the case's own values
+    as placeholders (``known``: the template fields that have one). Shared and cached — the
+    batch path calls it once per distinct summary — so never changed: see ``realise``."""
+    worlds = enumerate_worlds(pack, alive, unknown, kind)
+    if worlds.too_many:
+        return outputs.incomplete(pack, list(worlds.unknown), note)
+    answers = [outputs.answer(pack, outcome, known) for outcome in worlds.outcomes]
+    return outputs.combine(pack, worlds, answers, note)
+
+
+def realise(decision: Decision, values: dict[str, Any]) -> Decision:
+    """The caller's own Decision, with the case's values in place of the placeholders."""
+    text = decision.model_dump_json()
+    return Decision.model_validate_json(outputs.substitute(text, values))
 
 
 class Engine:
@@ -61,12 +72,17 @@ class Engine:
 
     def __init__(self, packs: Sequence[Pack]) -> None:
         self.packs = sorted(packs, key=lambda p: p.id)
+        #: pack id → the packs it takes precedence over (transitively).
+        self.dominates = check_precedence(self.packs)
 
     def pack(self, pack_id: str) -> Pack:
         for p in self.packs:
             if p.id == pack_id:
                 return p
         raise KeyError(pack_id)
+
+    def overrides(self, winner: Pack, other: Pack) -> bool:
+        return other.id in self.dominates[winner.id]
 
     def decide(self, case: Case) -> Decision:
         return self.decide_flat(case.flat())
@@ -75,53 +91,30 @@ class Engine:
         day = case["date"]
         in_force = [p for p in self.packs if p.in_force(day)]
         truths = {p.id: scope_truth(p, case) for p in self.packs}
-        unknown = [p for p in in_force if truths[p.id] is None]
-        if unknown:
-            missing = [f for p in unknown for f in unknown_fields(list(p.scope), case)]
-            return outputs.incomplete(None, missing)
         applicable = [p for p in in_force if truths[p.id]]
-        if not applicable:
-            lapsed = [p for p in self.packs if truths[p.id] and not p.in_force(day)]
-            if lapsed:
-                return outputs.out_of_force(lapsed)
-            return outputs.no_pack(case["kind"], case["care.region"], case["patient.home_region"])
-        best = max(p.specificity for p in applicable)
-        top = [p for p in applicable if p.specificity == best]
-        if len(top) > 1:
-            return outputs.conflict([p.id for p in top])
-        pack = top[0]
-        note = precedence_note(pack, [p for p in applicable if p is not pack])
-        return self.decide_in_pack(pack, case, note)
+        unknown = [p for p in in_force if truths[p.id] is None]
+        if applicable:
+            top = [p for p in applicable if not any(self.overrides(q, p) for q in applicable)]
+            if len(top) > 1:
+                return outputs.conflict([p.id for p in top])
+            pack = top[0]
+            # A pack whose scope is unknown matters only if it could take precedence.
+            threats = [u for u in unknown if self.overrides(u, pack)]
+            if threats:
+                return outputs.incomplete(
+                    None, [f for u in threats for f in unknown_fields(list(u.scope), case)]
+                )
+            note = precedence_note(pack, [p for p in applicable if p is not pack])
+            return self.decide_in_pack(pack, case, note)
+        if unknown:
+            return outputs.incomplete(None, [f for u in unknown for f in unknown_fields(list(u.scope), case)])
+        lapsed = [p for p in self.packs if truths[p.id] and not p.in_force(day)]
+        if lapsed:
+            return outputs.out_of_force(lapsed)
+        return outputs.no_pack(case["kind"], case["care.region"], case["patient.home_region"])
 
     def decide_in_pack(self, pack: Pack, case: dict[str, Any], note: str | None = None) -> Decision:
-        results = [evaluate_table(t, case) for t in pack.tables]
-        missing = [f for r in results for f in r.missing]
-        return conclude(pack, [r.hit for r in results], missing, case, note)
-
-
-def conclude(
-    pack: Pack,
-    hits: Sequence[Rule | None],
-    missing: Sequence[str],
-    values: dict[str, Any],
-    note: str | None = None,
-) -> Decision:
-    """From one result per table to the Decision; the batch path calls this too.
-
-    Unknown facts come first (``incomplete``), then a rule that says the agreement does not
-    cover the case, then a table no rule covers; only then is the case decided.
-    """
-    if missing:
-        return outputs.incomplete(pack, missing, note)
-    present = [h for h in hits if h is not None]
-    if len(present) < len(hits):
-        blocking = [h for h in present if h.outputs.status == "no_agreement"]
-        if blocking:
-            return outputs.decided(pack, blocking, values, note)
-        gap = next(t for t, h in zip(pack.tables, hits, strict=True) if h is None)
-        return outputs.no_agreement(
-            f"«{pack.meta.title}» har ingen regel i tabellen «{gap.title}» som täcker ärendet.",
-            pack,
-            present,
-        )
-    return outputs.decided(pack, present, values, note)
+        alive, unknown = summarise(pack, case)
+        values = template_values(pack, alive, case)
+        known = frozenset(k for k, v in values.items() if v is not None and k != "kind")
+        return realise(conclude(pack, alive, unknown, case["kind"], known, note), values)

@@ -1,23 +1,46 @@
 """From the rules that fired to a Decision. Shared by the single-case and the batch path, so a
-decision reads the same wherever it was made."""
+decision reads the same wherever it was made.
+
+``answer`` renders what the rules say in one possible world; ``combine`` keeps what every world
+agrees on, leaves the rest open and names the facts it waits for (see ``worlds``).
+"""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from vembetalar.model import codes
 from vembetalar.model.case import case_fields
 from vembetalar.model.decision import (
+    OUTPUTS,
     Contact,
     Decision,
     Explanation,
     InvoiceSpec,
     Recipient,
     RuleMatch,
+    Share,
 )
 from vembetalar.rules.pack import TEMPLATE, Pack, Rule
+from vembetalar.rules.worlds import NO_RULE, Worlds, varying_fields
+
+#: vembetalar's own data minimisation: what stays off an invoice unless the agreement asks for it.
+MINIMISED_FIELDS = ("Personnummer",)
+
+
+class _Unknown:
+    """An output that needs a fact nobody has filled in."""
+
+    def __repr__(self) -> str:
+        return "UNKNOWN"
+
+
+UNKNOWN: Any = _Unknown()
 
 
 def order_fields(names: Sequence[str]) -> list[str]:
@@ -26,20 +49,69 @@ def order_fields(names: Sequence[str]) -> list[str]:
     return sorted(set(names), key=lambda n: catalogue.index(n) if n in catalogue else len(catalogue))
 
 
-def fill(text: str, values: dict[str, Any]) -> str:
-    """Put case values into an output text; ``{patient.home_region:name}`` gives the region's name."""
+def _show(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+# Answers are worked out once per kind of case, with the case's own values (a region code, a
+# municipality) left as placeholders; ``realise`` puts the values in. So a million cases from 290
+# municipalities cost one piece of reasoning per situation, not per municipality.
+PLACEHOLDER = re.compile(r"⟦([vn]):([^⟧]+)⟧")
+PARTY_TEMPLATE = re.compile(r"^(region|kommun):\{([a-z_]+\.[a-z_]+)\}$")
+
+
+def _party_kind(field_name: str) -> str:
+    return "kommun" if case_fields()[field_name].domain == "municipality" else "region"
+
+
+def symbolic(text: str) -> str:
+    """``{patient.home_region}`` → a value placeholder, ``{…:name}`` → a name placeholder."""
 
     def one(match: re.Match[str]) -> str:
-        value = values[match.group(1)]
+        name = match.group(1)
         if match.group(2):
-            kind = "kommun" if len(str(value)) == 4 else "region"
-            return codes.party_name(f"{kind}:{value}")
-        return str(value)
+            return f"⟦n:{_party_kind(name)}:{name}⟧"
+        return f"⟦v:{name}⟧"
 
     return TEMPLATE.sub(one, text)
 
 
-def explanation(pack: Pack | None, hits: Sequence[Rule] = (), precedence: str | None = None) -> Explanation:
+def party_name(party: str) -> str:
+    """The readable name of a party that may still hold a placeholder (``region:{…}``)."""
+    match = re.fullmatch(r"(region|kommun):⟦v:([^⟧]+)⟧", party)
+    if match:
+        return f"⟦n:{match.group(1)}:{match.group(2)}⟧"
+    return codes.party_name(party)
+
+
+def substitute(text: str, values: dict[str, Any]) -> str:
+    """Put the case's values into placeholders; JSON-safe (codes and names need no escaping,
+    and anything else is escaped as a JSON string body)."""
+
+    def one(match: re.Match[str]) -> str:
+        if match.group(1) == "v":
+            shown = _show(values[match.group(2)])
+        else:
+            kind, _, name = match.group(2).partition(":")
+            shown = codes.party_name(f"{kind}:{values[name]}")
+        return json.dumps(shown, ensure_ascii=False)[1:-1]
+
+    return PLACEHOLDER.sub(one, text)
+
+
+def fill(text: str, values: dict[str, Any]) -> str:
+    """Put case values into an output text; ``{patient.home_region:name}`` gives the region's name."""
+    return substitute(symbolic(text), values)
+
+
+def explanation(
+    pack: Pack | None,
+    hits: Sequence[tuple[Rule, bool]] = (),
+    precedence: str | None = None,
+) -> Explanation:
+    """``hits``: the rules that explain the answer, each with whether it is one alternative."""
     if pack is None:
         return Explanation(precedence=precedence)
     meta = pack.meta
@@ -49,43 +121,39 @@ def explanation(pack: Pack | None, hits: Sequence[Rule] = (), precedence: str | 
         valid_from=meta.valid_from.isoformat() if meta.valid_from else None,
         valid_to=meta.valid_to.isoformat() if meta.valid_to else None,
         precedence=precedence,
-        rules=[
-            RuleMatch(
-                table=r.table_id,
-                rule_id=r.full_id,
-                title=r.title,
-                matched=[c.describe() for c in r.conditions],
-                interpretation=r.interpretation,
-            )
-            for r in hits
-        ],
+        rules=[_match(r, alternative).model_copy() for r, alternative in hits],
+    )
+
+
+@lru_cache(maxsize=4096)
+def _match(rule: Rule, alternative: bool) -> RuleMatch:
+    return RuleMatch(
+        table=rule.table_id,
+        rule_id=rule.full_id,
+        title=rule.title,
+        matched=[c.describe() for c in rule.conditions],
+        interpretation=rule.interpretation,
+        alternative=alternative,
     )
 
 
 def incomplete(pack: Pack | None, missing: Sequence[str], precedence: str | None = None) -> Decision:
+    """Nothing can be answered yet: which agreement applies depends on what is missing."""
     fields = order_fields(missing)
     where = f" för att avgöra ärendet enligt «{pack.meta.title}»" if pack else ""
     return Decision(
         status="incomplete",
+        prior_contact_required=None,
+        payment_commitment_required=None,
         missing=fields,
+        undetermined=list(OUTPUTS),
         reason=f"Uppgifter saknas{where}: {', '.join(fields)}",
         explanation=explanation(pack, precedence=precedence),
     )
 
 
-def no_agreement(
-    reason: str, pack: Pack | None = None, hits: Sequence[Rule] = (), also: Sequence[Rule] = ()
-) -> Decision:
-    """``hits`` explain the answer; ``also`` fired in other tables and are listed for the record."""
-    return Decision(
-        status="no_agreement",
-        reason=reason,
-        rule_id=hits[0].full_id if hits else None,
-        rule_ids=[r.full_id for r in [*hits, *also]],
-        citations=[pack.cite_text(c) for r in hits for c in r.cite] if pack else [],
-        actions=[a for r in hits for a in r.outputs.actions],
-        explanation=explanation(pack, hits),
-    )
+def no_agreement(reason: str, pack: Pack | None = None) -> Decision:
+    return Decision(status="no_agreement", reason=reason, explanation=explanation(pack))
 
 
 def no_pack(kind: str, care_region: str | None, home_region: str | None) -> Decision:
@@ -97,7 +165,10 @@ def no_pack(kind: str, care_region: str | None, home_region: str | None) -> Deci
 
 def conflict(pack_ids: Sequence[str]) -> Decision:
     ids = ", ".join(pack_ids)
-    return no_agreement(f"Flera avtal omfattar ärendet lika specifikt ({ids}); ett av dem måste avgränsas.")
+    return no_agreement(
+        f"Flera avtal omfattar ärendet och inget av dem har deklarerat företräde ({ids}); "
+        "paketen måste avgränsas eller ange overrides."
+    )
 
 
 def out_of_force(packs: Sequence[Pack]) -> Decision:
@@ -110,23 +181,18 @@ def out_of_force(packs: Sequence[Pack]) -> Decision:
     )
 
 
-def _party(value: str | None, values: dict[str, Any]) -> str | None:
-    return fill(value, values) if value else None
+@dataclass
+class Answer:
+    """What the rules say in one possible world. Outputs needing an unknown template field are
+    UNKNOWN; ``gaps`` names those fields. Values of known fields are placeholders."""
 
-
-def _recipient(pack: Pack, ref: str, values: dict[str, Any]) -> Recipient:
-    if ref in pack.meta.recipients:
-        data = pack.meta.recipients[ref]
-        return Recipient(id=ref, **data.model_dump(exclude={"cite"}))
-    party = fill(ref, values)
-    return Recipient(id=party, name=codes.party_name(party))
-
-
-def _contact(pack: Pack, ref: str, values: dict[str, Any]) -> Contact:
-    if ref in pack.meta.contacts:
-        return Contact(**pack.meta.contacts[ref].model_dump())
-    party = fill(ref, values)
-    return Contact(party=party, name=codes.party_name(party))
+    status: str
+    reason: str | None
+    outputs: dict[str, Any]
+    actions: list[str]
+    blocking: Rule | None
+    gaps: frozenset[str] = frozenset()
+    signatures: dict[str, str] = field(default_factory=dict)
 
 
 def _first_things_first(hits: Sequence[Rule]) -> list[Rule]:
@@ -134,42 +200,205 @@ def _first_things_first(hits: Sequence[Rule]) -> list[Rule]:
     return sorted(hits, key=lambda r: not r.outputs.prior_contact_required)
 
 
-def decided(pack: Pack, hits: Sequence[Rule], values: dict[str, Any], precedence: str | None) -> Decision:
-    """Merge the outputs of one hit per table; ``values`` must hold every template field."""
-    missing = [f for r in hits for f in r.template_fields if values.get(f) is None]
-    if missing:
-        return incomplete(pack, missing, precedence)
-    blocking = next((r for r in hits if r.outputs.status == "no_agreement"), None)
+@lru_cache(maxsize=65_536)
+def answer(pack: Pack, outcome: tuple[int, ...], known: frozenset[str]) -> Answer:
+    """The answer in a world where ``outcome`` gives the rule that fires in each table (or
+    NO_RULE) and the template fields in ``known`` have values. Shared, so never changed."""
+    hits = [t.rules[h] if h != NO_RULE else None for t, h in zip(pack.tables, outcome, strict=True)]
+    result = _answer(pack, hits, known)
+    result.signatures = {o: _signature(result.outputs[o]) for o in OUTPUTS}
+    return result
+
+
+def _answer(pack: Pack, hits: Sequence[Rule | None], known: frozenset[str]) -> Answer:
+    gaps: set[str] = set()
+
+    def text(value: str | None) -> Any:
+        if value is None:
+            return None
+        needed = [m.group(1) for m in TEMPLATE.finditer(value) if m.group(1) not in known]
+        if needed:
+            gaps.update(needed)
+            return UNKNOWN
+        return symbolic(value)
+
+    empty = dict.fromkeys(OUTPUTS)
+    empty["shares"] = []
+    blocking = next((r for r in hits if r is not None and r.outputs.status == "no_agreement"), None)
     if blocking is not None:
-        reason = fill(blocking.outputs.reason or "", values)
-        return no_agreement(reason, pack, [blocking], [r for r in hits if r is not blocking])
+        reason = text(blocking.outputs.reason or "")
+        actions = [a for a in (text(x) for x in blocking.outputs.actions) if a is not UNKNOWN]
+        reason = reason if reason is not UNKNOWN else None
+        return Answer("no_agreement", reason, empty, actions, blocking, frozenset(gaps))
+    if any(h is None for h in hits):
+        gap = next(t for t, h in zip(pack.tables, hits, strict=True) if h is None)
+        reason = f"«{pack.meta.title}» har ingen regel i tabellen «{gap.title}» som täcker ärendet."
+        return Answer("no_agreement", reason, empty, [], None, frozenset(gaps))
+    present = [h for h in hits if h is not None]
     merged: dict[str, Any] = {}
-    for rule in hits:
+    for rule in present:
         for key, value in rule.outputs.model_dump(exclude_none=True).items():
             if key not in ("status", "reason", "actions"):
                 merged[key] = value
-    invoice = None
+    out: dict[str, Any] = dict(empty)
+    out["decider"] = text(merged.get("decider"))
+    out["payer"] = text(merged.get("payer"))
+    out["payer_note"] = text(merged.get("payer_note"))
+    out["invoicer"] = text(merged.get("invoicer"))
+    out["prior_contact_required"] = bool(merged.get("prior_contact_required", False))
+    out["payment_commitment_required"] = bool(merged.get("payment_commitment_required", False))
+    if "contact" in merged:
+        out["contact"] = _contact(pack, merged["contact"], text)
     if "invoice" in merged:
-        inv = merged["invoice"]
-        invoice = InvoiceSpec(
-            recipient=_recipient(pack, inv["recipient"], values),
-            channel=inv.get("channel"),
-            required_fields=[fill(f, values) for f in inv["required_fields"]],
-            forbidden_fields=inv["forbidden_fields"],
+        out["invoice"] = _invoice(pack, merged["invoice"], text)
+    if "first_share" in merged:
+        share = merged["first_share"]
+        first, rest = text(share["payer"]), out["payer"]
+        if first is UNKNOWN or rest is UNKNOWN:
+            out["shares"] = UNKNOWN
+        else:
+            out["shares"] = [
+                Share(payer=first, what=share["what"], max_days=share.get("max_days")),
+                Share(payer=rest, what=share.get("then", "därefter")),
+            ]
+        out["payer"] = first
+    actions = [text(a) for r in _first_things_first(present) for a in r.outputs.actions]
+    return Answer("decided", None, out, [a for a in actions if a is not UNKNOWN], None, frozenset(gaps))
+
+
+def _contact(pack: Pack, ref: str, text: Any) -> Any:
+    if ref in pack.meta.contacts:
+        return Contact(**pack.meta.contacts[ref].model_dump(exclude={"cite"}))
+    party = text(ref)
+    return UNKNOWN if party is UNKNOWN else Contact(party=party, name=party_name(party))
+
+
+def _invoice(pack: Pack, inv: dict[str, Any], text: Any) -> Any:
+    recipient = None
+    ref = inv.get("recipient")
+    if ref in pack.meta.recipients:
+        data = pack.meta.recipients[ref]
+        recipient = Recipient(id=ref, **data.model_dump(exclude={"cite"}))
+    elif ref is not None:
+        party = text(ref)
+        if party is UNKNOWN:
+            return UNKNOWN
+        recipient = Recipient(id=party, name=party_name(party))
+    required = [text(f) for f in inv.get("required_fields", [])]
+    if UNKNOWN in required:
+        return UNKNOWN
+    return InvoiceSpec(
+        recipient=recipient,
+        channel=inv.get("channel"),
+        required_fields=required,
+        forbidden_fields=inv.get("forbidden_fields", []),
+        not_needed_fields=[f for f in MINIMISED_FIELDS if not any(f in r for r in required)],
+        note=inv.get("note"),
+    )
+
+
+UNKNOWN_SIGNATURE = "\0unknown"
+
+
+def _signature(value: Any) -> str:
+    if value is UNKNOWN:
+        return UNKNOWN_SIGNATURE
+    if isinstance(value, list):
+        return json.dumps([_plain(v) for v in value], sort_keys=True, ensure_ascii=False)
+    return json.dumps(_plain(value), sort_keys=True, ensure_ascii=False)
+
+
+def _plain(value: Any) -> Any:
+    return value.model_dump() if hasattr(value, "model_dump") else value
+
+
+def combine(
+    pack: Pack,
+    worlds: Worlds,
+    answers: Sequence[Answer],
+    precedence: str | None = None,
+) -> Decision:
+    """Keep what every possible world agrees on; leave the rest open and say what it waits for."""
+    if worlds.too_many:
+        return incomplete(pack, list(worlds.unknown), precedence)
+    statuses = {a.status for a in answers}
+    undetermined = [
+        o
+        for o in OUTPUTS
+        if len({a.signatures[o] for a in answers}) > 1 or answers[0].signatures[o] == UNKNOWN_SIGNATURE
+    ]
+    tracked = [*undetermined, *(["status"] if len(statuses) > 1 else [])]
+    missing: list[str] = []
+    if len(answers) > 1:
+        labels: dict[tuple[str, ...], int] = {}
+        per_outcome = [
+            labels.setdefault(
+                tuple(a.status if o == "status" else a.signatures[o] for o in tracked), len(labels)
+            )
+            for a in answers
+        ]
+        missing = varying_fields(worlds, per_outcome)
+    # A template field is asked for when every possible world needs it; where only some do,
+    # the fact that decides between the worlds is asked for first.
+    gaps = frozenset.intersection(*(a.gaps for a in answers))
+    missing = order_fields([*missing, *gaps])
+
+    # Rules that fire in every world explain the answer; where a table's rule depends on an
+    # unknown fact but every output it sets is known anyway, each candidate is shown as such.
+    certain: list[Rule] = []
+    explained: list[tuple[Rule, bool]] = []
+    open_outputs = set(tracked)
+    for t_index, table in enumerate(pack.tables):
+        positions = list(dict.fromkeys(o[t_index] for o in worlds.outcomes))
+        rules = [table.rules[p] for p in positions if p != NO_RULE]
+        if len(positions) == 1:
+            certain += rules
+            explained += [(r, False) for r in rules]
+        elif not (table.outputs() & open_outputs) and "status" not in open_outputs:
+            explained += [(r, True) for r in rules]
+
+    first = answers[0]
+    common_actions = [a for a in first.actions if all(a in other.actions for other in answers[1:])]
+    common_actions = list(dict.fromkeys(common_actions))
+
+    if statuses == {"no_agreement"}:
+        blocking = first.blocking if all(a.blocking is first.blocking for a in answers) else None
+        reasons = {a.reason for a in answers}
+        reasons_for = [blocking] if blocking is not None else []
+        others = [r for r in certain if r is not blocking]
+        return Decision(
+            status="no_agreement",
+            reason=first.reason if len(reasons) == 1 else f"«{pack.meta.title}» omfattar inte ärendet.",
+            rule_id=blocking.full_id if blocking else None,
+            rule_ids=[r.full_id for r in [*reasons_for, *others]],
+            citations=list(dict.fromkeys(pack.cite_text(c) for r in reasons_for for c in r.cite)),
+            actions=common_actions,
+            missing=missing,
+            explanation=explanation(pack, [(r, False) for r in reasons_for], precedence),
         )
+
+    values = {o: (None if o in undetermined else first.outputs[o]) for o in OUTPUTS}
+    if values["shares"] is None:
+        values["shares"] = []
+    payer_open = "payer" in undetermined or "shares" in undetermined or len(statuses) > 1
+    status = "incomplete" if payer_open else "decided"
+    if len(statuses) > 1:
+        undetermined = list(OUTPUTS)
+        values = {**dict.fromkeys(OUTPUTS), "shares": []}
     return Decision(
-        status="decided",
-        decider=_party(merged.get("decider"), values),
-        payer=_party(merged.get("payer"), values),
-        payer_note=fill(merged["payer_note"], values) if "payer_note" in merged else None,
-        invoicer=_party(merged.get("invoicer"), values),
-        prior_contact_required=bool(merged.get("prior_contact_required", False)),
-        contact=_contact(pack, merged["contact"], values) if "contact" in merged else None,
-        payment_commitment_required=bool(merged.get("payment_commitment_required", False)),
-        actions=[fill(a, values) for r in _first_things_first(hits) for a in r.outputs.actions],
-        invoice=invoice,
-        rule_id=hits[0].full_id,
-        rule_ids=[r.full_id for r in hits],
-        citations=list(dict.fromkeys(pack.cite_text(c) for r in hits for c in r.cite)),
-        explanation=explanation(pack, hits, precedence),
+        status=status,
+        **values,
+        actions=common_actions,
+        rule_id=explained[0][0].full_id if explained else None,
+        rule_ids=[r.full_id for r, _ in explained],
+        citations=list(dict.fromkeys(pack.cite_text(c) for r, _ in explained for c in r.cite)),
+        missing=missing,
+        undetermined=undetermined,
+        reason=(
+            f"Uppgifter saknas för att avgöra vem som betalar enligt «{pack.meta.title}»: "
+            + ", ".join(missing)
+            if status == "incomplete"
+            else None
+        ),
+        explanation=explanation(pack, explained, precedence),
     )

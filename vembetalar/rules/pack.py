@@ -10,7 +10,7 @@ import datetime as dt
 import os
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -38,7 +38,7 @@ class PackError(Exception):
     """A pack cannot be loaded; the message names the file, the rule and the field."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Rule:
     pack_id: str
     table_id: str
@@ -49,6 +49,8 @@ class Rule:
     cite: tuple[str, ...]
     interpretation: str | None
     template_fields: tuple[str, ...]
+    #: Positions of this rule's conditions in ``Pack.conditions`` (the pack's distinct tests).
+    condition_index: tuple[int, ...] = ()
 
     @property
     def full_id(self) -> str:
@@ -65,9 +67,15 @@ class Table:
     def fields(self) -> list[str]:
         return list(dict.fromkeys(c.field for r in self.rules for c in r.conditions))
 
+    def outputs(self) -> set[str]:
+        """The outputs this table's rules set (each output belongs to one table of a pack)."""
+        return {k for r in self.rules for k in OUTPUT_SCALARS if getattr(r.outputs, k) is not None}
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, eq=False)
 class Pack:
+    """One agreement, loaded and compiled. Compared by identity, so caches can key on it."""
+
     meta: PackMeta
     scope: tuple[Condition, ...]
     tables: tuple[Table, ...]
@@ -75,15 +83,12 @@ class Pack:
     source_text: str
     path: Path
     citations: dict[str, CitationData] = field(default_factory=dict)
+    #: The distinct tests the pack's rules make; a case is summed up by their truth values.
+    conditions: tuple[Condition, ...] = ()
 
     @property
     def id(self) -> str:
         return self.meta.id
-
-    @property
-    def specificity(self) -> int:
-        """How narrowly the pack's scope is drawn; the narrower pack wins where two apply."""
-        return len(self.scope)
 
     def in_force(self, day: dt.date) -> bool:
         start, end = self.meta.valid_from, self.meta.valid_to
@@ -99,8 +104,9 @@ class Pack:
             yield from table.rules
 
     def cite_text(self, citation_id: str) -> str:
+        """A citation as a reader finds it: the agreement's title and section, then the words."""
         c = self.citations[citation_id]
-        return f"{c.document}, {c.section}: «{c.quote}»"
+        return f"{self.meta.title}, {c.section}: «{c.quote}»"
 
 
 def _read_yaml(path: Path) -> Any:
@@ -162,9 +168,45 @@ def _templates(outputs: Outputs) -> list[str]:
     texts: list[str] = [v for v in (outputs.decider, outputs.payer, outputs.invoicer, outputs.contact) if v]
     texts += [t for t in (outputs.reason, outputs.payer_note) if t]
     texts += outputs.actions
-    if outputs.invoice:
+    if outputs.invoice and outputs.invoice.recipient:
         texts.append(outputs.invoice.recipient)
+    if outputs.first_share:
+        texts.append(outputs.first_share.payer)
     return list(dict.fromkeys(m.group(1) for t in texts for m in TEMPLATE.finditer(t)))
+
+
+PARAM_TEXT = re.compile(r"\{param\.([a-z0-9_]+)\}")
+
+
+def _format_param(value: int | float) -> str:
+    """Swedish number style for texts: 10 000, 2,5."""
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:,}".replace(",", " ").replace(".", ",")
+    return f"{int(value):,}".replace(",", " ")
+
+
+def _with_params(raw: Any, params: dict[str, int | float], where: str) -> Any:
+    """Put the pack's named values into a rule's outputs: ``{param.x}`` in texts, and
+    ``{param: x}`` as a value (e.g. ``max_days``)."""
+    if isinstance(raw, str):
+
+        def one(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in params:
+                raise PackError(f"{where}: okänd parameter {name!r} i text")
+            return _format_param(params[name])
+
+        return PARAM_TEXT.sub(one, raw)
+    if isinstance(raw, dict):
+        if list(raw) == ["param"]:
+            name = str(raw["param"])
+            if name not in params:
+                raise PackError(f"{where}: okänd parameter {name!r}")
+            return params[name]
+        return {k: _with_params(v, params, where) for k, v in raw.items()}
+    if isinstance(raw, list):
+        return [_with_params(v, params, where) for v in raw]
+    return raw
 
 
 def _check_reference(meta: PackMeta, ref: str, kind: str) -> bool:
@@ -181,19 +223,36 @@ def load_pack(folder: Path) -> Pack:
         raise PackError(f"{meta_path}: fält 'id': {meta.id!r} ska vara lika med mappnamnet")
     if meta.valid_from and meta.valid_to and meta.valid_to < meta.valid_from:
         raise PackError(f"{meta_path}: fält 'valid_to': slutar före valid_from")
+    params = {name: p.value for name, p in meta.parameters.items()}
     try:
-        scope = tuple(parse_conditions(meta.scope, fields, meta.sets))
+        scope = tuple(parse_conditions(meta.scope, fields, meta.sets, params))
     except ConditionError as exc:
         raise PackError(f"{meta_path}: fält 'scope.{exc.field}': {exc.reason}") from None
     for cid in meta.validity_cite:
         if cid not in meta.citations:
             raise PackError(f"{meta_path}: fält 'validity_cite': okänd citering {cid!r}")
+    for name, param in meta.parameters.items():
+        for cid in param.cite:
+            if cid not in meta.citations:
+                raise PackError(f"{meta_path}: parameter {name!r}: okänd citering {cid!r}")
+    if meta.id in meta.overrides or meta.id in meta.yields_to:
+        raise PackError(f"{meta_path}: fält 'overrides': ett paket kan inte ha företräde framför sig självt")
     for name, recipient in meta.recipients.items():
         for cid in recipient.cite:
             if cid not in meta.citations:
                 raise PackError(f"{meta_path}: mottagare {name!r}: okänd citering {cid!r}")
+    for name, contact in meta.contacts.items():
+        for cid in contact.cite:
+            if cid not in meta.citations:
+                raise PackError(f"{meta_path}: kontakt {name!r}: okänd citering {cid!r}")
 
     rules_raw = _read_yaml(rules_path)
+    if isinstance(rules_raw, dict):
+        for t in rules_raw.get("tables") or []:
+            for r in (t.get("rules") or []) if isinstance(t, dict) else []:
+                if isinstance(r, dict) and "then" in r:
+                    where = f"{rules_path}: tabell {t.get('id')!r}, regel {r.get('id')!r}, fält 'then'"
+                    r["then"] = _with_params(r["then"], params, where)
     rules_file = _validate(RulesFile, rules_raw, rules_path)
     tables: list[Table] = []
     seen_rules: set[str] = set()
@@ -206,7 +265,7 @@ def load_pack(folder: Path) -> Pack:
                 raise PackError(f"{where}, fält 'id': regel-id används redan i paketet")
             seen_rules.add(rule.id)
             try:
-                conditions = tuple(parse_conditions(rule.when, fields, meta.sets))
+                conditions = tuple(parse_conditions(rule.when, fields, meta.sets, params))
             except ConditionError as exc:
                 raise PackError(f"{where}, fält 'when.{exc.field}': {exc.reason}") from None
             for cid in rule.cite:
@@ -217,10 +276,20 @@ def load_pack(folder: Path) -> Pack:
                 raise PackError(f"{where}, fält 'then.reason': krävs när status är no_agreement")
             if out.contact and not _check_reference(meta, out.contact, "contact"):
                 raise PackError(f"{where}, fält 'then.contact': okänd kontakt {out.contact!r}")
-            if out.invoice and not _check_reference(meta, out.invoice.recipient, "recipient"):
+            if out.invoice and out.invoice.recipient is None and not out.invoice.note:
+                raise PackError(
+                    f"{where}, fält 'then.invoice.note': krävs när avtalet inte anger någon mottagare"
+                )
+            if (
+                out.invoice
+                and out.invoice.recipient is not None
+                and not _check_reference(meta, out.invoice.recipient, "recipient")
+            ):
                 raise PackError(
                     f"{where}, fält 'then.invoice.recipient': okänd mottagare {out.invoice.recipient!r}"
                 )
+            if out.first_share and isinstance(out.first_share.max_days, dict):
+                raise PackError(f"{where}, fält 'then.first_share.max_days': ska vara ett heltal")
             template_fields = _templates(out)
             for name in template_fields:
                 if name not in fields:
@@ -245,6 +314,23 @@ def load_pack(folder: Path) -> Pack:
             )
         tables.append(Table(table.id, table.title, table.hit_policy, tuple(compiled)))
 
+    # The pack's distinct tests, so that a case is summed up by one truth value per test.
+    distinct: dict[tuple[str, str, Any], int] = {}
+    for t in tables:
+        for r in t.rules:
+            for c in r.conditions:
+                distinct.setdefault(c.key, len(distinct))
+    canonical: dict[int, Condition] = {}
+    for t_index, t in enumerate(tables):
+        indexed = []
+        for r in t.rules:
+            index = tuple(distinct[c.key] for c in r.conditions)
+            for i, c in zip(index, r.conditions, strict=True):
+                canonical.setdefault(i, c)
+            indexed.append(replace(r, condition_index=index))
+        tables[t_index] = replace(t, rules=tuple(indexed))
+    conditions = tuple(canonical[i] for i in range(len(distinct)))
+
     tests = None
     if tests_path.exists():
         tests = _validate(TestsFile, _read_yaml(tests_path), tests_path)
@@ -253,7 +339,7 @@ def load_pack(folder: Path) -> Pack:
         source_text = source_path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise PackError(f"{meta_path}: fält 'source.excerpt': {source_path} saknas") from None
-    return Pack(meta, scope, tuple(tables), tests, source_text, folder, dict(meta.citations))
+    return Pack(meta, scope, tuple(tables), tests, source_text, folder, dict(meta.citations), conditions)
 
 
 def bundled_pack_dir() -> Path:
@@ -283,4 +369,36 @@ def load_packs(extra: Iterable[Path] = ()) -> list[Pack]:
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:
         raise PackError(f"regelpaket med samma id laddas två gånger: {', '.join(dupes)}")
+    check_precedence(packs)
     return packs
+
+
+def check_precedence(packs: Iterable[Pack]) -> dict[str, frozenset[str]]:
+    """Which packs each pack takes precedence over, directly or through others.
+
+    Unknown ids and cycles are load errors: precedence is what settles a case two agreements
+    both cover, so it must be declared and consistent."""
+    by_id = {p.id: p for p in packs}
+    direct: dict[str, set[str]] = {i: set() for i in by_id}
+    for p in by_id.values():
+        for key, others in (("overrides", p.meta.overrides), ("yields_to", p.meta.yields_to)):
+            for other in others:
+                if other not in by_id:
+                    raise PackError(f"{p.path / 'pack.yaml'}: fält {key!r}: okänt paket {other!r}")
+                if key == "overrides":
+                    direct[p.id].add(other)
+                else:
+                    direct[other].add(p.id)
+    closure: dict[str, frozenset[str]] = {}
+    for start in by_id:
+        seen: set[str] = set()
+        todo = list(direct[start])
+        while todo:
+            nxt = todo.pop()
+            if nxt == start:
+                raise PackError(f"{by_id[start].path / 'pack.yaml'}: fält 'overrides': cirkulärt företräde")
+            if nxt not in seen:
+                seen.add(nxt)
+                todo += direct[nxt]
+        closure[start] = frozenset(seen)
+    return closure

@@ -7,6 +7,7 @@ that the right agreement is chosen.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,6 +85,10 @@ def compare(decision: dict[str, Any], expect: dict[str, Any]) -> list[str]:
     return failures
 
 
+def _norm(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
 def run_pack_tests(engine: Engine, pack: Pack) -> PackTestReport:
     report = PackTestReport(pack.id)
     if pack.tests is None:
@@ -99,6 +104,9 @@ def run_pack_tests(engine: Engine, pack: Pack) -> PackTestReport:
             continue
         decision = engine.decide(case)
         reached |= set(decision.rule_ids)
-        report.results.append(CaseResult(test.name, compare(decision.model_dump(), test.expect)))
+        failures = compare(decision.model_dump(), test.expect)
+        if test.quote is not None and _norm(test.quote) not in _norm(pack.source_text):
+            failures.append(f"quote: {test.quote!r} finns inte ordagrant i källan")
+        report.results.append(CaseResult(test.name, failures))
     report.uncovered = [r.id for r in pack.rules() if r.full_id not in reached]
     return report

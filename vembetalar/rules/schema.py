@@ -43,7 +43,7 @@ class RecipientData(_Yaml):
     peppol_id: str | None = Field(default=None, pattern=r"^\d{4}:\S+$")
     org_number: str | None = Field(default=None, pattern=r"^\d{6}-\d{4}$")
     van_operator: str | None = None
-    email: str | None = None
+    enquiries_email: str | None = None
     channel: str | None = None
     cite: list[str] = []
 
@@ -54,6 +54,16 @@ class ContactData(_Yaml):
     email: str | None = None
     address: list[str] = []
     note: str | None = None
+    cite: list[str] = []
+
+
+class ParameterData(_Yaml):
+    """A named value the rules use (a threshold, a number of days), with where it comes from."""
+
+    value: int | float
+    unit: str
+    description: str
+    cite: list[str] = Field(min_length=1)
 
 
 class PackMeta(_Yaml):
@@ -72,6 +82,11 @@ class PackMeta(_Yaml):
     recipients: dict[str, RecipientData] = {}
     contacts: dict[str, ContactData] = {}
     sets: dict[str, list[str]] = {}
+    parameters: dict[str, ParameterData] = {}
+    #: Packs this one takes precedence over where both cover a case (declared, never inferred),
+    #: and packs that take precedence over this one (a general agreement yielding to local ones).
+    overrides: list[str] = []
+    yields_to: list[str] = []
 
     @field_validator("parties")
     @classmethod
@@ -85,10 +100,22 @@ class PackMeta(_Yaml):
 
 
 class InvoiceData(_Yaml):
-    recipient: str
+    """``recipient: null`` with a ``note`` says that the agreement names no recipient."""
+
+    recipient: str | None
     channel: str | None = None
     required_fields: list[str] = []
     forbidden_fields: list[str] = []
+    note: str | None = None
+
+
+class ShareData(_Yaml):
+    """The first part of a split cost; the rest falls on the ordinary payer (``then``)."""
+
+    payer: str = Field(pattern=PARTY_PATTERN)
+    what: str
+    max_days: int | dict[str, str] | None = None
+    then: str = "därefter"
 
 
 class Outputs(_Yaml):
@@ -106,6 +133,7 @@ class Outputs(_Yaml):
     payment_commitment_required: bool | None = None
     actions: list[str] = []
     invoice: InvoiceData | None = None
+    first_share: ShareData | None = None
 
 
 class RuleData(_Yaml):
@@ -131,6 +159,8 @@ class RulesFile(_Yaml):
 class TestCaseData(_Yaml):
     name: str
     note: str | None = None
+    #: The agreement's own words the case rests on; ``packs test`` checks they are in the source.
+    quote: str | None = None
     case: dict[str, Any]
     expect: dict[str, Any] = Field(min_length=1)
 
@@ -149,4 +179,5 @@ OUTPUT_SCALARS = (
     "contact",
     "payment_commitment_required",
     "invoice",
+    "first_share",
 )

@@ -35,6 +35,8 @@ CASES = [
     ("hjalpmedel.skane", "03_horapparat_i_malmo.json", "19540312-2384", "Bo Berg", "Hörapparat"),
     ("hjalpmedel.skane", "04_rollator_exakt_10000.json", None, None, "Rollator"),
     ("mas.karlstad", "05_sarskilt_boende_karlstad.json", "19351107-6949", "Greta Gran", "Sårförband"),
+    ("mas.karlstad", "08_utskrivning_karlstad_delad_kostnad.json", None, "Sixten Svensson", "Stomipåsar"),
+    ("mas.karlstad", "09_regionens_bilageprodukt_hemsjukvard.json", None, "Rut Ek", "Insulinpump, tillbehör"),
 ]
 
 
