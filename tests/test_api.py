@@ -22,7 +22,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
-from webapp import PASSWORD
+from webapp import PASSWORD, TODAY
 from webapp import TestApp as Desk
 
 from vembetalar.store.models import AuditEntry, User
@@ -665,7 +665,7 @@ def test_dispensing_bills_exactly_once_to_the_payer(desk: Desk) -> None:
     assert billed["issuer"] == "region:14"  # the invoicer
     assert billed["recipient"] == "region:13"  # the payer
     assert Decimal(billed["amount_sek"]) == Decimal("18400")
-    assert dt.date.fromisoformat(billed["occurred_on"]) == dt.date.today()
+    assert dt.date.fromisoformat(billed["occurred_on"]) == TODAY
     assert [e["id"] for e in events_of(desk.api("faktura.halland"), case_id)] == [billed["id"]]
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import schemathesis
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from webapp import build_app
+from webapp import TODAY, build_app
 
 # schemathesis needs the schema when the tests are collected, so the app is built at import: on a
 # throwaway SQLite file, removed when the process ends.
@@ -67,7 +67,7 @@ def _seed_cases() -> list[str]:
     ]
     ids = []
     for case in cases:
-        response = client.post("/api/v1/cases", json={"case": {"date": dt.date.today().isoformat(), **case}})
+        response = client.post("/api/v1/cases", json={"case": {"date": TODAY.isoformat(), **case}})
         assert response.status_code == 201, response.text
         ids.append(response.json()["id"])
     return ids

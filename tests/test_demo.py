@@ -3,6 +3,7 @@ duplicate anything or keep an old password."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 
@@ -18,13 +19,13 @@ from vembetalar.web.settings import Settings
 def test_demo_logins_and_token_work_and_reseeding_rotates_passwords(tmp_path: Path) -> None:
     app = create_app(Settings(database_url=f"sqlite:///{tmp_path}/demo.db", var_dir=tmp_path))
     with app.state.sessions() as db:
-        logins, token = seed(db, app.state.engine)
+        logins, token = seed(db, app.state.engine, dt.date(2026, 11, 27))
         assert {login.username for login in logins} == {u[0] for u in USERS}
         assert db.scalar(select(func.count()).select_from(CaseRecord)) == len(CASES)
         assert all(
             re.fullmatch(r"\d{8}-\d{4}", pid) for pid in db.scalars(select(CaseRecord.patient_id)) if pid
         )
-        again, _ = seed(db, app.state.engine)
+        again, _ = seed(db, app.state.engine, dt.date(2026, 11, 27))
         assert db.scalar(select(func.count()).select_from(CaseRecord)) == len(CASES)
         assert db.scalar(select(func.count()).select_from(User)) == len(USERS)
     client = TestClient(app, base_url="https://testserver")

@@ -7,7 +7,6 @@ that the drug was dispensed, and see the billable event.
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 import shutil
 import socket
@@ -20,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
-from webapp import PASSWORD, build_app
+from webapp import PASSWORD, TODAY, build_app
 
 pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install playwright)")
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
@@ -138,6 +137,9 @@ def test_decide_dispense_and_bill_a_halland_patient_at_vgr(page: Page, live: Liv
     field(page, "patient.home_region").select_option("13")
     field(page, "care.region").select_option("14")
     field(page, "care.referral").select_option(label="Nej")
+    # The answer now waits only for NT-rådet's statement, so that question appears.
+    expect(page.locator("#preview .missing")).to_have_text(["NT-rådets yttrande"])
+    field(page, "product.nt_council").select_option(label="Inget yttrande från NT-rådet")
     field(page, "patient_id").fill(PERSONNUMMER)
     field(page, "product_name").fill(PRODUCT)
 
@@ -174,7 +176,7 @@ def test_decide_dispense_and_bill_a_halland_patient_at_vgr(page: Page, live: Liv
     expect(rows).to_have_count(1)
     cells = rows.first.locator("td")
     expect(cells.nth(0)).to_have_text("Expedierat (läkemedel)")
-    expect(cells.nth(1)).to_have_text(dt.date.today().isoformat())
+    expect(cells.nth(1)).to_have_text(TODAY.isoformat())
     expect(cells.nth(2)).to_have_text("Västra Götalandsregionen")
     expect(cells.nth(3)).to_have_text("Region Halland")
 
@@ -203,8 +205,9 @@ def test_wrong_password_is_refused_in_swedish(page: Page) -> None:
 
 def test_a_wrong_value_is_named_in_the_preview(page: Page) -> None:
     log_in(page, "lakare.vgr")
-    page.goto("/cases/new?kind=drug_exception")
-    field(page, "patient.home_region").select_option("13")
+    page.goto("/cases/new?kind=assistive_device")
+    expect(field(page, "product.cost_sek")).to_be_hidden()  # not asked until it can matter
+    field(page, "care.region").select_option("12")
     field(page, "product.cost_sek").fill("abc")
     error = page.locator('#preview [data-status="invalid"]')
     expect(error).to_have_attribute("data-field", "product.cost_sek")
@@ -221,7 +224,7 @@ def test_a_municipality_user_gets_404_for_a_region_case(page: Page, live: Live) 
             "/api/v1/cases",
             json={
                 "case": {
-                    "date": dt.date.today().isoformat(),
+                    "date": TODAY.isoformat(),
                     "kind": "drug_exception",
                     "patient": {"home_region": "13"},
                     "care": {"region": "14", "referral": False},

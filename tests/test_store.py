@@ -29,7 +29,7 @@ HALLAND_AT_VGR: dict[str, Any] = {
     "kind": "drug_exception",
     "patient": {"home_region": "13", "home_municipality": "1380", "country": "SE"},
     "care": {"region": "14", "referral": False},
-    "product": {"area": "drug", "cost_sek": 18400, "nt_council": None},
+    "product": {"area": "drug", "cost_sek": 18400, "nt_council": "none"},
 }
 #: A Värmland patient's rollator in Skåne: VGR is no party to it.
 ROLLATOR_IN_SKANE: dict[str, Any] = {

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from vembetalar.clock import Clock
 from vembetalar.security import hash_password, new_secret, token_digest
 from vembetalar.store.models import ApiToken, Organisation, User
 from vembetalar.web.app import create_app
 from vembetalar.web.settings import Settings
 
 PASSWORD = "rätt-häst-batteri-häftklammer"
+#: The test apps' "today": fixed, so that no test depends on the calendar (agreements end).
+TODAY = dt.date(2025, 9, 15)
 
 #: username → (role, organisation)
 TEST_USERS = {
@@ -53,7 +57,12 @@ class TestApp:
 
 def build_app(database_url: str, var_dir: Path, **overrides: object) -> TestApp:
     """The real app on ``database_url`` (migrated), with TEST_USERS (password PASSWORD) and a token each."""
-    settings = Settings(database_url=database_url, var_dir=var_dir, secret_key="test-secret-" + new_secret(8))
+    settings = Settings(
+        database_url=database_url,
+        var_dir=var_dir,
+        secret_key="test-secret-" + new_secret(8),
+        clock=Clock(TODAY),
+    )
     for key, value in overrides.items():
         setattr(settings, key, value)
     app = create_app(settings)

@@ -175,7 +175,7 @@ def serve(
     url = f"http://{host}:{port}"
     if demo:
         with application.state.sessions() as db:
-            logins, token = seed(db, application.state.engine)
+            logins, token = seed(db, application.state.engine, application.state.clock.today())
         table = Table(
             "användarnamn",
             "lösenord",

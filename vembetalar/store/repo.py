@@ -109,6 +109,7 @@ def create_case(
     actor: Actor,
     case: Case,
     *,
+    today: dt.date,
     patient_id: str | None = None,
     patient_initials: str | None = None,
     product_name: str | None = None,
@@ -119,7 +120,7 @@ def create_case(
     case_id = str(uuid.uuid4())
     record = CaseRecord(
         id=case_id,
-        reference=f"VB-{dt.date.today().year}-{case_id[:8].upper()}",
+        reference=f"VB-{today.year}-{case_id[:8].upper()}",
         created_by=actor.user_id,
         organisation_id=actor.organisation_id,
         kind=case.kind,
@@ -198,8 +199,11 @@ def _done(record: CaseRecord) -> set[str]:
     return {s.step for s in record.steps}
 
 
-def add_step(db: Session, actor: Actor, case_id: str, step: str, note: str | None = None) -> CaseRecord:
-    """Take one step; delivering creates the billable event (once, whatever happens)."""
+def add_step(
+    db: Session, actor: Actor, case_id: str, step: str, note: str | None = None, *, today: dt.date
+) -> CaseRecord:
+    """Take one step; delivering creates the billable event (once, whatever happens), dated
+    ``today``."""
     require(actor, "case.step")
     if step not in USER_STEPS:
         raise StepRefused(f"okänt steg {step!r} (tillåtna: {', '.join(USER_STEPS)})")
@@ -223,7 +227,7 @@ def add_step(db: Session, actor: Actor, case_id: str, step: str, note: str | Non
     record.state = step
     audit(db, actor, "case.step", case_id, step)
     if step in ("dispensed", "delivered"):
-        _billable_event(db, actor, record, step)
+        _billable_event(db, actor, record, step, today)
         db.add(CaseStep(case_id=case_id, step="billable", user_id=actor.user_id))
         record.state = "billable"
     try:
@@ -238,6 +242,15 @@ def add_step(db: Session, actor: Actor, case_id: str, step: str, note: str | Non
 def _check_ready_to_bill(record: CaseRecord) -> None:
     """What the agreement demands before treatment or hand-out must be done before billing."""
     decision, done = record.decision_json, _done(record)
+    waiting = [
+        k for k in ("prior_contact_required", "payment_commitment_required") if decision.get(k) is None
+    ]
+    if waiting:
+        missing = ", ".join(decision.get("missing") or []) or "uppgifter"
+        raise StepRefused(
+            f"beslutet är inte färdigt ({', '.join(waiting)} är öppet tills {missing} är ifyllt); "
+            "komplettera ärendet först"
+        )
     if decision.get("prior_contact_required") and "contacted" not in done:
         raise StepRefused(
             "hemregionen måste kontaktas innan behandling/utlämning (steget «Hemregionen kontaktad»)"
@@ -246,13 +259,15 @@ def _check_ready_to_bill(record: CaseRecord) -> None:
         raise StepRefused("en betalningsförbindelse måste registreras först")
 
 
-def _billable_event(db: Session, actor: Actor, record: CaseRecord, kind: str) -> BillableEvent:
+def _billable_event(
+    db: Session, actor: Actor, record: CaseRecord, kind: str, today: dt.date
+) -> BillableEvent:
     cost = (record.case_json.get("product") or {}).get("cost_sek")
     event = BillableEvent(
         idempotency_key=f"case:{record.id}:{kind}",
         case_id=record.id,
         kind=kind,
-        occurred_on=dt.date.today(),
+        occurred_on=today,
         issuer=record.invoicer,
         recipient=record.payer,
         amount_sek=Decimal(str(cost)) if cost is not None else None,

@@ -138,6 +138,7 @@ def create_case(body: CaseCreate, request: Request, user: UserDep, db: DbDep) ->
         request.app.state.engine,
         repo.Actor.of(user),
         body.case,
+        today=request.app.state.clock.today(),
         patient_id=patient_id,
         patient_initials=initials(body.patient_name) if body.patient_name else None,
         product_name=body.product_name,
@@ -152,8 +153,9 @@ def get_case(case_id: str, user: UserDep, db: DbDep) -> CaseOut:
 
 
 @router.post("/cases/{case_id}/steps", response_model=CaseOut, tags=["ärenden"])
-def add_step(case_id: str, body: StepIn, user: UserDep, db: DbDep) -> CaseOut:
-    return case_out(repo.add_step(db, repo.Actor.of(user), case_id, body.step, body.note), user)
+def add_step(case_id: str, body: StepIn, request: Request, user: UserDep, db: DbDep) -> CaseOut:
+    today = request.app.state.clock.today()
+    return case_out(repo.add_step(db, repo.Actor.of(user), case_id, body.step, body.note, today=today), user)
 
 
 @router.get("/payment-commitments", response_model=list[CommitmentOut], tags=["betalningsförbindelser"])

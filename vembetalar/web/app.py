@@ -125,6 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.db_engine = db_engine
     app.state.sessions = session_factory(db_engine)
     app.state.engine = Engine(load_packs(settings.pack_dirs))
+    app.state.clock = settings.clock
     app.state.login_limiter = LoginLimiter(settings.login_attempts, settings.login_window_s)
     app.state.dummy_hash = hash_password(new_secret())
     app.state.principals = PrincipalCache(settings.principal_ttl_s)

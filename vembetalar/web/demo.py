@@ -6,6 +6,7 @@ a demo database never holds a password anyone could have written down.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from importlib import resources
 
@@ -48,7 +49,7 @@ class DemoLogin:
     organisation: str
 
 
-def seed(db: Session, engine: Engine) -> tuple[list[DemoLogin], str]:
+def seed(db: Session, engine: Engine, today: dt.date) -> tuple[list[DemoLogin], str]:
     """Create what is missing, give every demo user a fresh password; return logins and a token."""
     for org_id in ORGANISATIONS:
         if db.get(Organisation, org_id) is None:
@@ -87,6 +88,7 @@ def seed(db: Session, engine: Engine) -> tuple[list[DemoLogin], str]:
                 engine,
                 repo.Actor.of(user),
                 case,
+                today=today,
                 patient_id=normalise_personnummer(patient_id) if patient_id else None,
                 patient_initials=initials,
                 product_name=product,

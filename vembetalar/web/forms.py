@@ -1,20 +1,28 @@
-"""The new-case form: which fields each kind of case asks for, and form text → Case.
+"""The new-case form: which facts to ask for, and form text → Case.
 
+Which fields exist for a kind of case is read from the packs that can cover it (their scope, the
+conditions of their rules and the case values their answers print), not kept by hand. Which of
+those are *shown* follows the live decision: the facts it still waits for (``missing``) and what
+the user has already filled in — a question that cannot change the answer is not asked.
 Field names are the Case's dotted names, so an error from the model points at the right input.
-Empty inputs mean "not known" — the engine will say if it needs them.
+Empty inputs mean "not known".
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
 from vembetalar.model import codes
-from vembetalar.model.case import KIND_AREAS, LABELS, Case
+from vembetalar.model.case import HELP, KIND_AREAS, LABELS, Case, case_fields
+from vembetalar.model.decision import Decision
 from vembetalar.model.errors import BadCase, describe
+from vembetalar.rules.conditions import all_of
+from vembetalar.rules.engine import Engine
 
 KIND_NAMES = {
     "drug_exception": "Läkemedel – undantagshantering (utomlänspatient)",
@@ -42,12 +50,20 @@ CHOICES: dict[str, list[tuple[str, str]]] = {
         ("lss_group_home", "Gruppboende enligt LSS"),
     ],
     "product.nt_council": [
-        ("await", "Avvakta"),
         ("do_not_use", "Avråder från användning"),
+        ("await", "Avvakta"),
         ("use", "Använd"),
         ("may_use", "Kan användas"),
+        ("none", "Inget yttrande från NT-rådet"),
+    ],
+    "product.annex": [
+        ("kommun", "Kommunens kostnadsansvar enligt produktbilagan"),
+        ("region", "Regionens kostnadsansvar enligt produktbilagan"),
+        ("not_listed", "Utanför listorna"),
     ],
 }
+#: Kinds whose product area is fixed by the kind itself.
+FIXED_AREA = {"drug_exception": "drug", "nutrition_product": "nutrition"}
 
 
 @dataclass(frozen=True)
@@ -73,89 +89,64 @@ def _countries() -> tuple[tuple[str, str], ...]:
 
 
 def _field(name: str, kind: str) -> Input:
-    label = LABELS[name]
-    if name in ("patient.home_region", "patient.last_home_region", "care.region"):
-        return Input(name, label, "select", _regions())
-    if name == "patient.home_municipality":
-        return Input(name, label, "select", _municipalities())
-    if name == "patient.country":
-        return Input(name, label, "select", _countries())
+    spec = case_fields()[name]
+    label, help_text = LABELS[name], HELP.get(name, "")
+    if spec.domain == "region":
+        return Input(name, label, "select", _regions(), help_text)
+    if spec.domain == "municipality":
+        return Input(name, label, "select", _municipalities(), help_text)
+    if spec.domain == "country":
+        return Input(name, label, "select", _countries(), help_text)
     if name == "product.area":
-        return Input(name, label, "select", tuple((a, AREA_NAMES[a]) for a in KIND_AREAS[kind]))
+        return Input(name, label, "select", tuple((a, AREA_NAMES[a]) for a in KIND_AREAS[kind]), help_text)
     if name in CHOICES:
-        return Input(name, label, "select", tuple(CHOICES[name]))
-    if name in ("product.cost_sek", "patient.home_care_weeks", "patient.age", "product.supply_days"):
-        return Input(name, label, "number")
-    return Input(name, label, "bool")
+        return Input(name, label, "select", tuple(CHOICES[name]), help_text)
+    if spec.type in ("number", "integer"):
+        return Input(name, label, "number", help=help_text)
+    return Input(name, label, "bool", help=help_text)
 
 
-FIELDS_BY_KIND: dict[str, list[str]] = {
-    "drug_exception": [
-        "patient.home_region",
-        "patient.home_municipality",
-        "care.region",
-        "care.referral",
-        "product.nt_council",
-        "product.cost_sek",
-    ],
-    "assistive_device": [
-        "patient.country",
-        "patient.home_region",
-        "patient.home_municipality",
-        "patient.swedish_citizen",
-        "patient.last_home_region",
-        "care.region",
-        "product.area",
-        "product.cost_sek",
-        "product.advanced_adaptation",
-    ],
-    "medtech_product": [
-        "patient.home_region",
-        "patient.home_municipality",
-        "patient.housing",
-        "patient.home_care_weeks",
-        "patient.short_term_stay",
-        "care.self_care",
-        "care.discharge",
-        "product.supply_days",
-        "product.area",
-        "product.listed",
-        "product.replaces_listed",
-    ],
-    "nutrition_product": [
-        "patient.home_region",
-        "patient.home_municipality",
-        "patient.age",
-        "patient.housing",
-        "patient.home_care_weeks",
-        "patient.short_term_stay",
-        "care.self_care",
-        "care.discharge",
-        "care.late_handover",
-        "product.supply_days",
-        "product.listed",
-        "product.replaces_listed",
-    ],
-}
+def candidate_fields(engine: Engine, kind: str) -> list[str]:
+    """Every fact the agreements that can cover this kind of case read, in form order."""
+    probe = dict.fromkeys(case_fields())
+    probe["kind"] = kind
+    wanted: set[str] = set()
+    for pack in engine.packs:
+        if all_of([c for c in pack.scope if c.field == "kind"], probe) is False:
+            continue
+        wanted |= {c.field for c in pack.scope}
+        wanted |= {c.field for r in pack.rules() for c in r.conditions}
+        wanted |= {f for r in pack.rules() for f in r.template_fields}
+    wanted -= {"date", "kind"}
+    if kind in FIXED_AREA:
+        wanted.discard("product.area")
+    return [name for name in case_fields() if name in wanted]
 
 
-def form_fields(kind: str) -> list[Input]:
-    return [_field(name, kind) for name in FIELDS_BY_KIND[kind]]
+def form_fields(engine: Engine, kind: str) -> list[Input]:
+    return [_field(name, kind) for name in candidate_fields(engine, kind)]
+
+
+def asked(decision: Decision | None, form: dict[str, str], candidates: Iterable[str]) -> list[str]:
+    """The fields to show: what the decision still waits for, and what the user has filled in."""
+    wanted = set(decision.missing) if decision else set()
+    wanted |= {name for name in candidates if (form.get(name) or "").strip()}
+    return [name for name in candidates if name in wanted]
 
 
 def _value(name: str, raw: str) -> Any:
-    spec_type = _field(name, "assistive_device").type
-    if spec_type == "bool":
+    spec = case_fields()[name]
+    if spec.type == "bool":
         if raw not in ("true", "false"):
             raise BadCase(f"{name}: ska vara ja eller nej")
         return raw == "true"
-    if spec_type == "number":
+    if spec.type in ("number", "integer"):
         text = raw.replace(" ", "").replace("\u00a0", "").replace(",", ".")
         try:
             number = float(text)
         except ValueError:
             raise BadCase(f"{name}: {raw!r} är inte ett tal") from None
-        if name in ("patient.age", "product.supply_days"):
+        if spec.type == "integer":
             if not number.is_integer():
                 raise BadCase(f"{name}: {raw!r} ska vara ett heltal")
             return int(number)
@@ -163,17 +154,17 @@ def _value(name: str, raw: str) -> Any:
     return raw
 
 
-def case_from_form(form: dict[str, str]) -> Case:
-    """Form text → Case, or BadCase naming the first wrong field."""
+def case_from_form(form: dict[str, str], today: dt.date) -> Case:
+    """Form text → Case, or BadCase naming the first wrong field. ``today`` fills an empty date."""
     kind = form.get("kind", "")
-    if kind not in FIELDS_BY_KIND:
+    if kind not in KIND_NAMES:
         raise BadCase("kind: välj ärendetyp")
-    data: dict[str, Any] = {"kind": kind, "date": form.get("date") or dt.date.today().isoformat()}
-    if kind == "drug_exception":
-        data["product"] = {"area": "drug"}
-    if kind == "nutrition_product":
-        data["product"] = {"area": "nutrition"}
-    for name in FIELDS_BY_KIND[kind]:
+    data: dict[str, Any] = {"kind": kind, "date": form.get("date") or today.isoformat()}
+    if kind in FIXED_AREA:
+        data["product"] = {"area": FIXED_AREA[kind]}
+    for name in case_fields():
+        if name in ("date", "kind"):
+            continue
         raw = (form.get(name) or "").strip()
         if raw:
             group, _, key = name.partition(".")

@@ -3,6 +3,7 @@ the API; nothing here decides anything on its own."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -15,8 +16,9 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from vembetalar.explain import NOT_NEEDED, OPEN, OUTPUT_NAMES
 from vembetalar.model import codes
-from vembetalar.model.case import LABELS
+from vembetalar.model.case import HELP, LABELS
 from vembetalar.model.decision import Decision
 from vembetalar.model.errors import BadCase
 from vembetalar.security import (
@@ -33,7 +35,15 @@ from vembetalar.store.models import User
 from vembetalar.store.repo import STEPS, StepRefused
 from vembetalar.web.api import audit_csv
 from vembetalar.web.auth import Principal, check_csrf, csrf_token, get_db, page_user
-from vembetalar.web.forms import AREA_NAMES, KIND_NAMES, case_from_form, form_fields
+from vembetalar.web.forms import (
+    AREA_NAMES,
+    CHOICES,
+    KIND_NAMES,
+    asked,
+    candidate_fields,
+    case_from_form,
+    form_fields,
+)
 from vembetalar.web.schemas import AuditOut
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -55,6 +65,11 @@ templates.env.globals.update(
     kind_names=KIND_NAMES,
     area_names=AREA_NAMES,
     labels=LABELS,
+    help_texts=HELP,
+    value_names={name: dict(choices) for name, choices in CHOICES.items()},
+    output_names=OUTPUT_NAMES,
+    open_text=OPEN,
+    not_needed_text=NOT_NEEDED,
     step_names=STEPS,
     role_names=ROLE_NAMES,
 )
@@ -145,30 +160,50 @@ def case_list(
     )
 
 
-@router.get("/cases/new", response_class=HTMLResponse)
-def new_case(request: Request, user: UserDep, kind: str = "drug_exception") -> HTMLResponse:
-    kind = kind if kind in KIND_NAMES else "drug_exception"
+def _new_case_page(
+    request: Request, user: Principal, kind: str, values: dict[str, str], status_code: int = 200, **extra: Any
+) -> HTMLResponse:
+    """The form, showing only the facts that can change the answer (see ``forms.asked``)."""
+    engine = request.app.state.engine
+    decision = None
+    with contextlib.suppress(BadCase):  # a form with an error shows the fields as filled in
+        decision = engine.decide(case_from_form({**values, "kind": kind}, request.app.state.clock.today()))
+    fields = form_fields(engine, kind)
+    shown = asked(decision, values, [f.name for f in fields])
     return render(
         request,
         "case_new.html",
+        status_code,
         kind=kind,
-        fields=form_fields(kind),
-        values={"date": dt.date.today().isoformat(), "patient.country": "SE"},
+        fields=fields,
+        shown=shown,
+        values=values,
+        decision=decision,
         can_create=can(user.role, "case.create"),
+        **extra,
     )
+
+
+@router.get("/cases/new", response_class=HTMLResponse)
+def new_case(request: Request, user: UserDep, kind: str = "drug_exception") -> HTMLResponse:
+    kind = kind if kind in KIND_NAMES else "drug_exception"
+    today = request.app.state.clock.today().isoformat()
+    return _new_case_page(request, user, kind, {"date": today, "patient.country": "SE"})
 
 
 @router.post("/cases/preview", response_class=HTMLResponse)
 async def preview(request: Request, user: UserDep) -> HTMLResponse:
-    """Validate and decide as the user types (htmx); nothing is stored or logged."""
+    """Validate and decide as the user types (htmx); nothing is stored or logged. The answer
+    also says which fields to show (``data-ask``), so the form asks only what can matter."""
     form = await _form(request)
     try:
-        case = case_from_form(form)
+        case = case_from_form(form, request.app.state.clock.today())
     except BadCase as exc:
         field = str(exc).split(":", 1)[0]
         return render(request, "_preview_error.html", message=str(exc), field=field)
     decision = request.app.state.engine.decide(case)
-    return render(request, "_decision.html", decision=decision, preview=True)
+    shown = asked(decision, form, candidate_fields(request.app.state.engine, case.kind))
+    return render(request, "_decision.html", decision=decision, preview=True, ask=shown)
 
 
 @router.post("/cases", response_class=HTMLResponse)
@@ -178,21 +213,13 @@ async def create_case(request: Request, user: UserDep, db: DbDep) -> Response:
     kind = kind if kind in KIND_NAMES else "drug_exception"
 
     def again(message: str) -> HTMLResponse:
-        return render(
-            request,
-            "case_new.html",
-            422,
-            kind=kind,
-            fields=form_fields(kind),
-            values=form,
-            error=message,
-            can_create=can(user.role, "case.create"),
-        )
+        return _new_case_page(request, user, kind, form, 422, error=message)
 
     if not can(user.role, "case.create"):
         return again("Din roll kan inte skapa ärenden.")
+    today = request.app.state.clock.today()
     try:
-        case = case_from_form(form)
+        case = case_from_form(form, today)
     except BadCase as exc:
         return again(str(exc))
     patient_id = None
@@ -207,6 +234,7 @@ async def create_case(request: Request, user: UserDep, db: DbDep) -> Response:
         request.app.state.engine,
         repo.Actor.of(user),
         case,
+        today=today,
         patient_id=patient_id,
         patient_initials=initials(name) if name else None,
         product_name=form.get("product_name", "").strip() or None,
@@ -227,7 +255,8 @@ def case_detail(
     # Offer only the steps that can be taken now, in the agreement's order.
     next_steps = []
     waiting_for = None
-    if record.status == "decided" and can(user.role, "case.step"):
+    open_steps = decision.prior_contact_required is None or decision.payment_commitment_required is None
+    if record.status == "decided" and can(user.role, "case.step") and not open_steps:
         if decision.prior_contact_required and "contacted" not in done:
             next_steps.append("contacted")
         elif decision.payment_commitment_required and "commitment_registered" not in done:
@@ -248,7 +277,7 @@ def case_detail(
         and decision.payment_commitment_required
         and "commitment_registered" not in done,
         error=error,
-        today=dt.date.today().isoformat(),
+        today=request.app.state.clock.today().isoformat(),
     )
 
 
@@ -256,7 +285,14 @@ def case_detail(
 async def case_step(request: Request, case_id: str, user: UserDep, db: DbDep) -> Response:
     form = await _form(request)
     try:
-        repo.add_step(db, repo.Actor.of(user), case_id, form.get("step", ""), form.get("note") or None)
+        repo.add_step(
+            db,
+            repo.Actor.of(user),
+            case_id,
+            form.get("step", ""),
+            form.get("note") or None,
+            today=request.app.state.clock.today(),
+        )
     except StepRefused as exc:
         return case_detail(request, case_id, user, db, error=str(exc))
     return RedirectResponse(f"/cases/{case_id}", status_code=303)
@@ -289,7 +325,9 @@ async def case_commitment(request: Request, case_id: str, user: UserDep, db: DbD
             valid_to=valid_to,
             document_reference=document,
         )
-        repo.add_step(db, actor, case_id, "commitment_registered", document)
+        repo.add_step(
+            db, actor, case_id, "commitment_registered", document, today=request.app.state.clock.today()
+        )
     except StepRefused as exc:
         return case_detail(request, case_id, user, db, error=str(exc))
     return RedirectResponse(f"/cases/{case_id}", status_code=303)
@@ -307,6 +345,16 @@ def agreement(request: Request, pack_id: str, user: UserDep) -> HTMLResponse:
     except KeyError:
         raise repo.NotFound("avtalet finns inte") from None
     return render(request, "agreement.html", pack=pack)
+
+
+@router.get("/agreements/{pack_id}/source", response_class=HTMLResponse)
+def agreement_source(request: Request, pack_id: str, user: UserDep) -> HTMLResponse:
+    """The agreement's own text, as the pack was read from, for checking a citation."""
+    try:
+        pack = request.app.state.engine.pack(pack_id)
+    except KeyError:
+        raise repo.NotFound("avtalet finns inte") from None
+    return render(request, "agreement_source.html", pack=pack)
 
 
 @router.get("/audit", response_class=HTMLResponse)

@@ -7,6 +7,7 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vembetalar.clock import Clock
 from vembetalar.store.db import database_url
 
 
@@ -40,6 +41,9 @@ class Settings:
     principal_ttl_s: float = field(
         default_factory=lambda: float(os.environ.get("VEMBETALAR_PRINCIPAL_TTL", "0"))
     )
+
+    #: Where "today" comes from ($VEMBETALAR_TODAY pins it).
+    clock: Clock = field(default_factory=Clock.from_env)
 
     def __post_init__(self) -> None:
         if not self.secret_key:
