@@ -25,7 +25,7 @@ from sqlalchemy import select
 from webapp import PASSWORD, TODAY
 from webapp import TestApp as Desk
 
-from vembetalar.store.models import AuditEntry, User
+from vembetalar.store.models import AuditEntry, CaseRecord, User
 
 on_sqlite = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
@@ -286,6 +286,13 @@ def test_decision_for_halland_patient_at_vgr(shared_desk: Desk) -> None:
     assert case_count(client) == stored_before  # nothing is stored
 
 
+def test_retired_listed_field_is_refused_naming_annex(shared_desk: Desk) -> None:
+    case = {**KARLSTAD_SPECIAL_HOUSING, "product": {"area": "medtech", "listed": True}}
+    response = shared_desk.api("mas.karlstad").post(f"{API}/decisions", json=case)
+    assert_error(response, 422, "product.listed:")
+    assert "product.annex" in response.text
+
+
 @pytest.mark.parametrize(
     ("change", "field"),
     [
@@ -303,6 +310,7 @@ def test_decision_for_halland_patient_at_vgr(shared_desk: Desk) -> None:
             "patient.home_municipality",
             id="municipality-outside-region",
         ),
+        pytest.param(lambda c: c["product"].update(listed=True), "product.listed", id="retired-listed"),
     ],
 )
 def test_decision_refuses_bad_input_naming_the_field(shared_desk: Desk, change: Any, field: str) -> None:
@@ -382,6 +390,35 @@ def test_create_case_refuses_bad_input_naming_the_field(
     shared_desk: Desk, body: dict[str, Any], field: str
 ) -> None:
     assert_error(shared_desk.api("lakare.vgr").post(f"{API}/cases", json=body), 422, f"{field}:")
+
+
+@on_sqlite
+def test_a_case_stored_before_annex_keeps_its_decision_and_a_redecision_asks_for_annex(desk: Desk) -> None:
+    client = desk.api("mas.karlstad")
+    case_id = create(client, KARLSTAD_SPECIAL_HOUSING)["id"]
+    old_case = {
+        **KARLSTAD_SPECIAL_HOUSING,
+        "product": {"area": "medtech", "listed": False, "replaces_listed": False},
+    }
+    with desk.app.state.sessions() as db:
+        record = db.get(CaseRecord, case_id)
+        assert record is not None
+        old_decision = copy.deepcopy(record.decision_json)
+        recipient = old_decision["invoice"]["recipient"]
+        recipient["email"] = recipient.pop("enquiries_email")  # as stored before 2026-11
+        record.case_json, record.decision_json = old_case, old_decision
+        db.commit()
+    shown = client.get(f"{API}/cases/{case_id}")
+    assert shown.status_code == 200, shown.text
+    assert shown.json()["case"]["product"]["listed"] is False
+    assert shown.json()["decision"]["payer"] == "region:17"
+    assert (
+        shown.json()["decision"]["invoice"]["recipient"]["enquiries_email"]
+        == "ekonomiservice@regionvarmland.se"
+    )
+    again = client.post(f"{API}/decisions", json=old_case)
+    assert_error(again, 422, "product.listed:")
+    assert "product.annex" in again.text
 
 
 def test_case_list_filters(desk: Desk) -> None:

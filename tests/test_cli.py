@@ -259,6 +259,10 @@ MORE_BAD_INPUT = {
     "country-not-iso": ("{" + OK + ', "patient": {"country": "XX"}}', ["patient.country", "XX"]),
     "unknown-kind": ('{"date": "2025-03-10", "kind": "drug"}', ["kind"]),
     "empty-stdin": ("", ["ogiltig JSON"]),
+    "retired-listed": (
+        '{"date": "2023-06-15", "kind": "medtech_product", "product": {"listed": true}}',
+        ["product.listed", "product.annex"],
+    ),
 }
 
 
@@ -690,11 +694,14 @@ def bug_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     lenient = tmp / "lenient.jsonl"
     case = merge(case_named(*BILAGA_1), {"care": {"referral": "false"}})
     lenient.write_text(json.dumps(case) + "\n", encoding="utf-8")
+    retired = tmp / "retired.csv"
+    retired.write_text("date,kind,product.listed\n2023-06-15,medtech_product,true\n", encoding="utf-8")
     assert in_process("decide", "-", stdin=json.dumps(case)).exit_code == 2  # the single path rejects it
     return {
         "empty-jsonl": in_process("decide", "--batch", str(empty), "--out", str(tmp / "empty.jsonl")),
         "list-value": in_process("decide", "--batch", str(listed), "--out", str(tmp / "list.csv")),
         "lenient": in_process("decide", "--batch", str(lenient), "--out", str(tmp / "lenient.csv")),
+        "retired": in_process("decide", "--batch", str(retired), "--out", str(tmp / "retired_out.csv")),
     }
 
 
@@ -715,3 +722,9 @@ def test_batch_jsonl_is_as_strict_as_single_case(bug_runs: dict[str, Any]) -> No
     result = bug_runs["lenient"]
     assert result.exit_code == 2, result.stderr
     assert "care.referral" in result.stderr
+
+
+def test_batch_with_the_retired_listed_column_names_annex(bug_runs: dict[str, Any]) -> None:
+    result = bug_runs["retired"]
+    assert result.exit_code == 2, result.stderr
+    assert "product.listed" in result.stderr and "product.annex" in result.stderr

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import polars as pl
 
-from vembetalar.model.case import KIND_AREAS, FieldSpec, case_fields
+from vembetalar.model.case import KIND_AREAS, RETIRED, FieldSpec, case_fields
 
 PASSTHROUGH = ("id",)
 MAX_REPORTED = 5
@@ -155,6 +155,9 @@ def prepare(frame: pl.DataFrame, *, strict: bool = False) -> pl.DataFrame:
     """
     _reject_nested(frame)
     fields = case_fields()
+    retired = [c for c in frame.columns if c in RETIRED]
+    if retired:
+        raise BadBatch(f"kolumnen {retired[0]}: {RETIRED[retired[0]]}")
     unknown = [c for c in frame.columns if c not in fields and c not in PASSTHROUGH]
     if unknown:
         raise BadBatch(f"okända kolumner: {', '.join(unknown)} (använd t.ex. patient.home_region)")

@@ -196,8 +196,9 @@ class Answer:
 
 
 def _first_things_first(hits: Sequence[Rule]) -> list[Rule]:
-    """Rules that demand contact before acting put their steps first: that is what comes first."""
-    return sorted(hits, key=lambda r: not r.outputs.prior_contact_required)
+    """Steps in the order they happen: contact before acting, then the first part of a split
+    cost (the discharge week), then the rest."""
+    return sorted(hits, key=lambda r: (not r.outputs.prior_contact_required, r.outputs.first_share is None))
 
 
 @lru_cache(maxsize=65_536)
