@@ -944,3 +944,63 @@ def test_login_is_rate_limited(desk: Desk) -> None:
     assert login(desk.client(), "faktura.halland").status_code == 429
     # The API token is not affected.
     assert desk.api("faktura.halland").get(f"{API}/me").status_code == 200
+
+
+def _asked(client: TestClient, token: str, form: dict[str, str]) -> list[str]:
+    """The fields the live preview asks the form to show (``data-ask``)."""
+    response = client.post("/cases/preview", data={"csrf": token, **form})
+    assert response.status_code == 200, response.text
+    match = re.search(r'data-ask="([^"]*)"', response.text)
+    assert match, response.text
+    return match.group(1).split()
+
+
+@on_sqlite
+def test_the_form_asks_only_for_facts_that_can_change_the_answer(desk: Desk) -> None:
+    client = desk.client()
+    login(client, "mas.karlstad")
+    token = page_csrf(client)
+    base = {
+        "kind": "medtech_product",
+        "date": "2023-06-15",
+        "patient.home_region": "17",
+        "patient.home_municipality": "1780",
+        "patient.housing": "special_housing",
+        "care.self_care": "false",
+        "product.annex": "kommun",
+    }
+    asked = _asked(client, token, {**base, "care.discharge": "false"})
+    assert "care.municipality_has_product" not in asked
+    assert "patient.home_care_weeks" not in asked  # special housing always counts as home care
+    assert "product.replaces_listed" not in asked  # only matters outside the lists
+    asked = _asked(client, token, {**base, "care.discharge": "true"})
+    assert "care.municipality_has_product" in asked
+    # The form page itself shows the same: the VGR drug form opens with the two regions only.
+    login(client, "mas.karlstad")
+    page = client.get("/cases/new?kind=drug_exception").text
+    shown = re.findall(r'<div class="field" data-field="([^"]+)" >', page)
+    assert shown == ["patient.home_region", "care.region"]
+    assert 'data-field="product.nt_council" hidden' in page
+
+
+@on_sqlite
+def test_the_case_page_shows_both_parts_of_a_split_cost(desk: Desk) -> None:
+    client = desk.client()
+    login(client, "mas.karlstad")
+    token = page_csrf(client)
+    case = {
+        "date": "2023-09-04",
+        "kind": "medtech_product",
+        "patient": {"home_region": "17", "home_municipality": "1780", "housing": "special_housing"},
+        "care": {"self_care": False, "discharge": True, "municipality_has_product": False},
+        "product": {"area": "medtech", "annex": "kommun"},
+    }
+    made = client.post(f"{API}/cases", json={"case": case}, headers={"X-CSRF-Token": token})
+    assert made.status_code == 201, made.text
+    page = client.get(f"/cases/{made.json()['id']}").text
+    parts = re.findall(r'<li data-payer="([^"]+)">', page)
+    assert parts == ["region:17", "kommun:1780"]
+    assert "högst 7 dagar" in page
+    assert "/agreements/varmland_kommun_medtech_2021/source" in page
+    source = client.get("/agreements/varmland_kommun_medtech_2021/source")
+    assert source.status_code == 200 and "dock högst för en vecka" in source.text
