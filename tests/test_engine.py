@@ -82,9 +82,9 @@ def test_missing_names_only_the_facts_that_change_an_open_output(engine: Engine)
 
 def test_status_is_incomplete_only_when_the_payer_is_open(engine: Engine) -> None:
     known = {"area": "mobility", "cost_sek": 500, "advanced_adaptation": False}
-    d = decide(engine, {**ROLLATOR, "patient": {"home_region": "13"}, "product": known})
+    d = decide(engine, {**ROLLATOR, "patient": {}, "product": known})
     assert d["status"] == "incomplete"
-    assert d["missing"] == ["patient.country", "patient.swedish_citizen"]
+    assert d["missing"] == ["patient.home_region", "patient.country", "patient.swedish_citizen"]
     assert d["payer"] is None and "payer" in d["undetermined"]
 
 

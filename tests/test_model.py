@@ -86,3 +86,11 @@ def test_field_catalogue_follows_the_model() -> None:
     assert fields["patient.age"].type == "integer"
     nested = {k for k in Case.model_fields if k in ("patient", "care", "product")}
     assert {name.split(".")[0] for name in fields if "." in name} == nested
+
+
+def test_a_home_region_without_a_country_means_living_in_sweden() -> None:
+    case = parse_case(BASE + ', "patient": {"home_region": "13"}}')
+    assert case.patient.country == "SE"
+    abroad = parse_case(BASE + ', "patient": {"country": "DK"}}')
+    assert (abroad.patient.country, abroad.patient.home_region) == ("DK", None)
+    assert parse_case(BASE + "}").patient.country is None

@@ -138,6 +138,15 @@ class Patient(_Strict):
     short_term_stay: StrictBool | None = None
     age: Annotated[StrictInt, Field(ge=0, le=130)] | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _registered_means_resident(cls, data: Any) -> Any:
+        """Folkbokförd in a Swedish region means living in Sweden: a home region given without a
+        country gives the country SE (a patient abroad has a *last* home region, not a home one)."""
+        if isinstance(data, dict) and data.get("home_region") is not None and data.get("country") is None:
+            data = {**data, "country": "SE"}
+        return data
+
     @model_validator(mode="after")
     def _municipality_in_region(self) -> Patient:
         muni, region = self.home_municipality, self.home_region
@@ -245,6 +254,10 @@ HELP: dict[str, str] = {
         "högst för en vecka."
     ),
     "product.supply_days": "Antal dagars förbrukning som lämnas vid utskrivningen (upplysning).",
+    "patient.country": (
+        "Landet där patienten bor. Den som är folkbokförd i en svensk region bor i Sverige: anges "
+        "hemregion räknas landet som SE."
+    ),
 }
 
 

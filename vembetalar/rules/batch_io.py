@@ -206,7 +206,14 @@ def prepare(frame: pl.DataFrame, *, strict: bool = False) -> pl.DataFrame:
         shown = [f"rad {line}: {msg}" for line, msg in messages.head(MAX_REPORTED).iter_rows()]
         more = f" (och {flagged.height - MAX_REPORTED} rader till)" if flagged.height > MAX_REPORTED else ""
         raise BadBatch("; ".join(shown) + more)
-    return converted
+    # As for a single case: folkbokförd in a Swedish region means living in Sweden.
+    country, home = pl.col("patient.country"), pl.col("patient.home_region")
+    return converted.with_columns(
+        pl.when(country.is_null() & home.is_not_null())
+        .then(pl.lit("SE"))
+        .otherwise(country)
+        .alias(country.meta.output_name())
+    )
 
 
 def write_decisions(decisions: pl.DataFrame, path: Path) -> None:
