@@ -81,11 +81,11 @@ NO_AGREEMENT: dict[str, Any] = {
     "care": {"self_care": False, "discharge": False},
     "product": {"area": "nutrition", "annex": "kommun"},
 }
-#: A device in Skåne for a patient whose country of residence is not known: who pays is open.
+#: A device in Skåne for a patient whose home region and country are not known: who pays is open.
 INCOMPLETE: dict[str, Any] = {
     "date": "2025-07-01",
     "kind": "assistive_device",
-    "patient": {"home_region": "13"},
+    "patient": {"age": 40},
     "care": {"region": "12"},
     "product": {"area": "mobility", "cost_sek": 3000, "advanced_adaptation": False},
 }

@@ -30,6 +30,7 @@ from typer.testing import CliRunner
 import vembetalar
 import vembetalar.cli as cli_module
 from vembetalar.cli import app
+from vembetalar.model.decision import Decision
 from vembetalar.rules import packtest
 from vembetalar.rules.pack import load_packs
 
@@ -158,26 +159,7 @@ def case_named(pack_id: str, name: str) -> dict[str, Any]:
 BILAGA_2 = (VGR, "Hallandspatient i VGR utan remiss (valfrihetsvård)")
 BILAGA_1 = (VGR, "VGR-patient i Region Halland utan remiss (valfrihetsvård)")
 HEARING = (SKANE, "Hörapparat till hallänning – betalningsförbindelse krävs")
-DECISION_KEYS = {
-    "status",
-    "decider",
-    "payer",
-    "shares",
-    "payer_note",
-    "invoicer",
-    "prior_contact_required",
-    "contact",
-    "payment_commitment_required",
-    "actions",
-    "invoice",
-    "rule_id",
-    "rule_ids",
-    "citations",
-    "missing",
-    "undetermined",
-    "reason",
-    "explanation",
-}
+DECISION_KEYS = set(Decision.model_fields)
 
 
 @pytest.fixture(scope="module")

@@ -101,11 +101,6 @@ def substitute(text: str, values: dict[str, Any]) -> str:
     return PLACEHOLDER.sub(one, text)
 
 
-def fill(text: str, values: dict[str, Any]) -> str:
-    """Put case values into an output text; ``{patient.home_region:name}`` gives the region's name."""
-    return substitute(symbolic(text), values)
-
-
 def explanation(
     pack: Pack | None,
     hits: Sequence[tuple[Rule, bool]] = (),

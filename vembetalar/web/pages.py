@@ -21,6 +21,7 @@ from vembetalar.model import codes
 from vembetalar.model.case import HELP, LABELS
 from vembetalar.model.decision import Decision
 from vembetalar.model.errors import BadCase
+from vembetalar.rules.pack import Pack
 from vembetalar.security import (
     ROLE_NAMES,
     BadPersonnummer,
@@ -338,23 +339,22 @@ def agreements(request: Request, user: UserDep) -> HTMLResponse:
     return render(request, "agreements.html", packs=request.app.state.engine.packs)
 
 
-@router.get("/agreements/{pack_id}", response_class=HTMLResponse)
-def agreement(request: Request, pack_id: str, user: UserDep) -> HTMLResponse:
+def _pack(request: Request, pack_id: str) -> Pack:
     try:
-        pack = request.app.state.engine.pack(pack_id)
+        return request.app.state.engine.pack(pack_id)  # type: ignore[no-any-return]
     except KeyError:
         raise repo.NotFound("avtalet finns inte") from None
-    return render(request, "agreement.html", pack=pack)
+
+
+@router.get("/agreements/{pack_id}", response_class=HTMLResponse)
+def agreement(request: Request, pack_id: str, user: UserDep) -> HTMLResponse:
+    return render(request, "agreement.html", pack=_pack(request, pack_id))
 
 
 @router.get("/agreements/{pack_id}/source", response_class=HTMLResponse)
 def agreement_source(request: Request, pack_id: str, user: UserDep) -> HTMLResponse:
     """The agreement's own text, as the pack was read from, for checking a citation."""
-    try:
-        pack = request.app.state.engine.pack(pack_id)
-    except KeyError:
-        raise repo.NotFound("avtalet finns inte") from None
-    return render(request, "agreement_source.html", pack=pack)
+    return render(request, "agreement_source.html", pack=_pack(request, pack_id))
 
 
 @router.get("/audit", response_class=HTMLResponse)
