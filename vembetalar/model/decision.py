@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Status = Literal["decided", "no_agreement", "incomplete"]
 
@@ -29,7 +29,9 @@ OUTPUTS = (
 
 
 class _Out(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Frozen: one Decision may be shared by every case in the same situation."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Recipient(_Out):
@@ -38,7 +40,7 @@ class Recipient(_Out):
     id: str | None = None
     name: str
     department: str | None = None
-    address: list[str] = []
+    address: list[str] = Field(default_factory=list)
     reference: str | None = None
     project_code: str | None = None
     orderer_id: str | None = None
@@ -66,11 +68,11 @@ class InvoiceSpec(_Out):
 
     recipient: Recipient | None = None
     channel: str | None = None
-    required_fields: list[str] = []
+    required_fields: list[str] = Field(default_factory=list)
     #: Only what an agreement itself forbids on the invoice.
-    forbidden_fields: list[str] = []
+    forbidden_fields: list[str] = Field(default_factory=list)
     #: vembetalar's own data minimisation: not needed under the agreement, so left off.
-    not_needed_fields: list[str] = []
+    not_needed_fields: list[str] = Field(default_factory=list)
     note: str | None = None
 
 
@@ -81,7 +83,7 @@ class Contact(_Out):
     name: str
     phone: str | None = None
     email: str | None = None
-    address: list[str] = []
+    address: list[str] = Field(default_factory=list)
     note: str | None = None
 
 
@@ -113,25 +115,25 @@ class Explanation(_Out):
     valid_from: str | None = None
     valid_to: str | None = None
     precedence: str | None = None
-    rules: list[RuleMatch] = []
+    rules: list[RuleMatch] = Field(default_factory=list)
 
 
 class Decision(_Out):
     status: Status
     decider: str | None = None
     payer: str | None = None
-    shares: list[Share] = []
+    shares: list[Share] = Field(default_factory=list)
     payer_note: str | None = None
     invoicer: str | None = None
     prior_contact_required: bool | None = False
     contact: Contact | None = None
     payment_commitment_required: bool | None = False
-    actions: list[str] = []
+    actions: list[str] = Field(default_factory=list)
     invoice: InvoiceSpec | None = None
     rule_id: str | None = None
-    rule_ids: list[str] = []
-    citations: list[str] = []
-    missing: list[str] = []
-    undetermined: list[str] = []
+    rule_ids: list[str] = Field(default_factory=list)
+    citations: list[str] = Field(default_factory=list)
+    missing: list[str] = Field(default_factory=list)
+    undetermined: list[str] = Field(default_factory=list)
     reason: str | None = None
-    explanation: Explanation = Explanation()
+    explanation: Explanation = Field(default_factory=Explanation)

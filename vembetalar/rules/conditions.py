@@ -9,6 +9,7 @@ cannot disagree on what a rule means.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -201,7 +202,7 @@ def _parse_op(
     return Condition(spec.name, op, normalise_value(spec, arg))  # type: ignore[arg-type]
 
 
-def all_of(conditions: list[Condition], case: dict[str, Any]) -> bool | None:
+def all_of(conditions: Sequence[Condition], case: dict[str, Any]) -> bool | None:
     """Kleene AND: false beats unknown, unknown beats true."""
     result: bool | None = True
     for cond in conditions:

@@ -12,16 +12,14 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
+from pydantic import BaseModel
+
 from vembetalar.model.case import Case
 from vembetalar.model.decision import Decision
 from vembetalar.rules import outputs
 from vembetalar.rules.conditions import all_of, unknown_fields
 from vembetalar.rules.pack import Pack, check_precedence
-from vembetalar.rules.worlds import Alive, enumerate_worlds, summarise
-
-
-def scope_truth(pack: Pack, case: dict[str, Any]) -> bool | None:
-    return all_of(list(pack.scope), case)
+from vembetalar.rules.worlds import Alive, enumerate_worlds, pack_fields, summarised
 
 
 def precedence_note(winner: Pack, others: Sequence[Pack]) -> str | None:
@@ -61,10 +59,42 @@ def conclude(
     return outputs.combine(pack, worlds, answers, note)
 
 
-def realise(decision: Decision, values: dict[str, Any]) -> Decision:
-    """The caller's own Decision, with the case's values in place of the placeholders."""
+@lru_cache(maxsize=16_384)
+def _with_text(
+    pack: Pack, alive: Alive, unknown: tuple[str, ...], kind: str, known: frozenset[str], note: str | None
+) -> tuple[Decision, str | None]:
+    """The shared Decision, and its JSON when it holds placeholders to fill in."""
+    decision = conclude(pack, alive, unknown, kind, known, note)
     text = decision.model_dump_json()
-    return Decision.model_validate_json(outputs.substitute(text, values))
+    return decision, (text if "⟦" in text else None)
+
+
+def realise(decision: Decision, text: str | None, values: dict[str, Any]) -> Decision:
+    """The Decision for one case: the shared one as it is (Decisions are frozen) when it has no
+    placeholders, else a copy with the case's values put in — only the parts that hold one are
+    copied."""
+    if text is None:
+        return decision
+    filled = _filled(decision, values)
+    assert isinstance(filled, Decision)
+    return filled
+
+
+def _filled(value: Any, values: dict[str, Any]) -> Any:
+    if isinstance(value, str):
+        return outputs.substitute(value, values) if "⟦" in value else value
+    if isinstance(value, BaseModel):
+        updates = {}
+        for name in type(value).model_fields:
+            old = getattr(value, name)
+            new = _filled(old, values)
+            if new is not old:
+                updates[name] = new
+        return value.model_copy(update=updates) if updates else value
+    if isinstance(value, list):
+        items = [_filled(item, values) for item in value]
+        return items if any(a is not b for a, b in zip(items, value, strict=True)) else value
+    return value
 
 
 class Engine:
@@ -90,11 +120,13 @@ class Engine:
     def decide_flat(self, case: dict[str, Any]) -> Decision:
         day = case["date"]
         in_force = [p for p in self.packs if p.in_force(day)]
-        truths = {p.id: scope_truth(p, case) for p in self.packs}
+        truths = {p.id: all_of(p.scope, case) for p in self.packs}
         applicable = [p for p in in_force if truths[p.id]]
         unknown = [p for p in in_force if truths[p.id] is None]
         if applicable:
-            top = [p for p in applicable if not any(self.overrides(q, p) for q in applicable)]
+            top = applicable
+            if len(applicable) > 1:
+                top = [p for p in applicable if not any(self.overrides(q, p) for q in applicable)]
             if len(top) > 1:
                 return outputs.conflict([p.id for p in top])
             pack = top[0]
@@ -114,7 +146,7 @@ class Engine:
         return outputs.no_pack(case["kind"], case["care.region"], case["patient.home_region"])
 
     def decide_in_pack(self, pack: Pack, case: dict[str, Any], note: str | None = None) -> Decision:
-        alive, unknown = summarise(pack, case)
+        alive, unknown = summarised(pack, tuple(case[f] for f in pack_fields(pack)))
         values = template_values(pack, alive, case)
         known = frozenset(k for k, v in values.items() if v is not None and k != "kind")
-        return realise(conclude(pack, alive, unknown, case["kind"], known, note), values)
+        return realise(*_with_text(pack, alive, unknown, case["kind"], known, note), values)

@@ -206,6 +206,18 @@ def answer(pack: Pack, outcome: tuple[int, ...], known: frozenset[str]) -> Answe
     return result
 
 
+@lru_cache(maxsize=4096)
+def _citations(pack: Pack, rule: Rule) -> tuple[str, ...]:
+    return tuple(pack.cite_text(c) for c in rule.cite)
+
+
+@lru_cache(maxsize=4096)
+def _set_outputs(rule: Rule) -> dict[str, Any]:
+    """The outputs a rule sets, as plain data (shared: read only)."""
+    data = rule.outputs.model_dump(exclude_none=True)
+    return {k: v for k, v in data.items() if k not in ("status", "reason", "actions")}
+
+
 def _answer(pack: Pack, hits: Sequence[Rule | None], known: frozenset[str]) -> Answer:
     gaps: set[str] = set()
 
@@ -233,9 +245,7 @@ def _answer(pack: Pack, hits: Sequence[Rule | None], known: frozenset[str]) -> A
     present = [h for h in hits if h is not None]
     merged: dict[str, Any] = {}
     for rule in present:
-        for key, value in rule.outputs.model_dump(exclude_none=True).items():
-            if key not in ("status", "reason", "actions"):
-                merged[key] = value
+        merged.update(_set_outputs(rule))
     out: dict[str, Any] = dict(empty)
     out["decider"] = text(merged.get("decider"))
     out["payer"] = text(merged.get("payer"))
@@ -350,7 +360,7 @@ def combine(
         if len(positions) == 1:
             certain += rules
             explained += [(r, False) for r in rules]
-        elif not (table.outputs() & open_outputs) and "status" not in open_outputs:
+        elif not (table.outputs & open_outputs) and "status" not in open_outputs:
             explained += [(r, True) for r in rules]
 
     first = answers[0]
@@ -367,7 +377,7 @@ def combine(
             reason=first.reason if len(reasons) == 1 else f"«{pack.meta.title}» omfattar inte ärendet.",
             rule_id=blocking.full_id if blocking else None,
             rule_ids=[r.full_id for r in [*reasons_for, *others]],
-            citations=list(dict.fromkeys(pack.cite_text(c) for r in reasons_for for c in r.cite)),
+            citations=list(dict.fromkeys(c for r in reasons_for for c in _citations(pack, r))),
             actions=common_actions,
             missing=missing,
             explanation=explanation(pack, [(r, False) for r in reasons_for], precedence),
@@ -387,7 +397,7 @@ def combine(
         actions=common_actions,
         rule_id=explained[0][0].full_id if explained else None,
         rule_ids=[r.full_id for r, _ in explained],
-        citations=list(dict.fromkeys(pack.cite_text(c) for r, _ in explained for c in r.cite)),
+        citations=list(dict.fromkeys(c for r, _ in explained for c in _citations(pack, r))),
         missing=missing,
         undetermined=undetermined,
         reason=(

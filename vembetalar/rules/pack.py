@@ -11,6 +11,7 @@ import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -67,9 +68,10 @@ class Table:
     def fields(self) -> list[str]:
         return list(dict.fromkeys(c.field for r in self.rules for c in r.conditions))
 
-    def outputs(self) -> set[str]:
+    @cached_property
+    def outputs(self) -> frozenset[str]:
         """The outputs this table's rules set (each output belongs to one table of a pack)."""
-        return {k for r in self.rules for k in OUTPUT_SCALARS if getattr(r.outputs, k) is not None}
+        return frozenset(k for r in self.rules for k in OUTPUT_SCALARS if getattr(r.outputs, k) is not None)
 
 
 @dataclass(frozen=True, eq=False)
@@ -99,9 +101,13 @@ class Pack:
         end = self.meta.valid_to.isoformat() if self.meta.valid_to else "tills vidare"
         return f"{start} – {end}"
 
-    def rules(self) -> Iterable[Rule]:
-        for table in self.tables:
-            yield from table.rules
+    def rules(self) -> tuple[Rule, ...]:
+        """Every rule, table by table."""
+        return self._rules
+
+    @cached_property
+    def _rules(self) -> tuple[Rule, ...]:
+        return tuple(r for t in self.tables for r in t.rules)
 
     def cite_text(self, citation_id: str) -> str:
         """A citation as a reader finds it: the agreement's title and section, then the words."""

@@ -70,6 +70,12 @@ def summarise(pack: Pack, values: dict[str, object]) -> tuple[Alive, tuple[str, 
     return alive, tuple(f for f in pack_fields(pack) if f in unknown)
 
 
+@lru_cache(maxsize=65_536)
+def summarised(pack: Pack, facts: tuple[object, ...]) -> tuple[Alive, tuple[str, ...]]:
+    """``summarise`` for the values of ``pack_fields(pack)``, in that order; cases repeat."""
+    return summarise(pack, dict(zip(pack_fields(pack), facts, strict=True)))
+
+
 @lru_cache(maxsize=256)
 def pack_fields(pack: Pack) -> tuple[str, ...]:
     """The fields the pack's rules read, in a fixed order."""
@@ -90,22 +96,39 @@ def field_classes(pack: Pack, field: str, kind: str) -> tuple[tuple[int, ...], t
     return index, signatures
 
 
+@lru_cache(maxsize=256)
+def _layout(pack: Pack) -> tuple[tuple[tuple[tuple[int, str], ...], ...], ...]:
+    """Per table, per rule: its tests as (index, field) pairs — fixed for a pack, read often."""
+    return tuple(
+        tuple(tuple((i, pack.conditions[i].field) for i in r.condition_index) for r in t.rules)
+        for t in pack.tables
+    )
+
+
 @lru_cache(maxsize=8192)
 def enumerate_worlds(pack: Pack, alive: Alive, unknown: tuple[str, ...], kind: str) -> Worlds:
+    layout = _layout(pack)
+    if not unknown:
+        # Every rule that can still fire surely does; the first in each table is the hit.
+        outcome: list[int] = []
+        flat = iter(alive)
+        for table in layout:
+            hits = [position for position, _ in enumerate(table) if next(flat)]
+            outcome.append(hits[0] if hits else NO_RULE)
+        return Worlds((), (), (tuple(outcome),), np.zeros(1, dtype=np.int32))
     classes = [field_classes(pack, f, kind) for f in unknown]
     axes = tuple(len(sigs) for _, sigs in classes)
     if math.prod(axes) > MAX_WORLDS:
         return Worlds(unknown, axes, (), np.zeros(0, dtype=np.int32), too_many=True)
     # Per table, per rule: None when the rule cannot fire, else the tests still open.
     open_tests: list[list[tuple[int, ...] | None]] = []
-    flat = iter(alive)
+    flat_alive = iter(alive)
     unknown_set = set(unknown)
-    for table in pack.tables:
+    for table in layout:
         row: list[tuple[int, ...] | None] = []
-        for rule in table.rules:
-            can_fire = next(flat)
-            tests = tuple(i for i in rule.condition_index if pack.conditions[i].field in unknown_set)
-            row.append(tests if can_fire else None)
+        for tests in table:
+            can_fire = next(flat_alive)
+            row.append(tuple(i for i, f in tests if f in unknown_set) if can_fire else None)
         open_tests.append(row)
     outcomes: dict[tuple[int, ...], int] = {}
     world_outcome = np.empty(math.prod(axes), dtype=np.int32)
@@ -114,8 +137,8 @@ def enumerate_worlds(pack: Pack, alive: Alive, unknown: tuple[str, ...], kind: s
         for (index, sigs), c in zip(classes, choice, strict=True):
             for i, value in zip(index, sigs[c], strict=True):
                 filled[i] = value
-        outcome = tuple(_hit(row, filled) for row in open_tests)
-        world_outcome[n] = outcomes.setdefault(outcome, len(outcomes))
+        found = tuple(_hit(row, filled) for row in open_tests)
+        world_outcome[n] = outcomes.setdefault(found, len(outcomes))
     return Worlds(unknown, axes, tuple(outcomes), world_outcome)
 
 
