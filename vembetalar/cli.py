@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from vembetalar.clock import BadClock
 from vembetalar.explain import render
 from vembetalar.model.errors import BadCase, parse_case
 from vembetalar.rules.analysis import check_packs
@@ -167,10 +168,9 @@ def serve(
     from vembetalar.web.demo import seed
     from vembetalar.web.settings import Settings
 
-    settings = Settings(pack_dirs=list(packs or []))
     try:
-        application = create_app(settings)
-    except PackError as exc:
+        application = create_app(Settings(pack_dirs=list(packs or [])))
+    except (PackError, BadClock) as exc:
         fail(str(exc))
     url = f"http://{host}:{port}"
     if demo:

@@ -217,7 +217,9 @@ LABELS: dict[str, str] = {
     "patient.last_home_region": "senaste hemregion före utflytt",
     "patient.swedish_citizen": "svensk medborgare",
     "patient.housing": "boende",
-    "patient.home_care_weeks": "hemsjukvård, planerad varaktighet (veckor)",
+    "patient.home_care_weeks": (
+        "hemsjukvård (av eller delegerad av sjuksköterska), planerad varaktighet i veckor"
+    ),
     "patient.short_term_stay": "korttidsplats",
     "patient.age": "ålder",
     "care.region": "vårdregion",

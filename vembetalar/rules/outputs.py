@@ -208,7 +208,10 @@ def answer(pack: Pack, outcome: tuple[int, ...], known: frozenset[str]) -> Answe
 
 @lru_cache(maxsize=4096)
 def _citations(pack: Pack, rule: Rule) -> tuple[str, ...]:
-    return tuple(pack.cite_text(c) for c in rule.cite)
+    """The sentences a rule cites, where the rule contributes to the answer; a rule that only
+    records that nothing applies (``then: {}``) stays in the explanation but quotes nothing."""
+    contributes = rule.outputs.status == "no_agreement" or rule.outputs.actions or _set_outputs(rule)
+    return tuple(pack.cite_text(c) for c in rule.cite) if contributes else ()
 
 
 @lru_cache(maxsize=4096)
