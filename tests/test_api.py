@@ -946,6 +946,13 @@ def test_login_is_rate_limited(desk: Desk) -> None:
     assert desk.api("faktura.halland").get(f"{API}/me").status_code == 200
 
 
+def logged_in(desk: Desk, username: str) -> tuple[TestClient, str]:
+    """A browser-like client logged in as ``username``, and its CSRF token."""
+    client = desk.client()
+    login(client, username)
+    return client, page_csrf(client)
+
+
 def _asked(client: TestClient, token: str, form: dict[str, str]) -> list[str]:
     """The fields the live preview asks the form to show (``data-ask``)."""
     response = client.post("/cases/preview", data={"csrf": token, **form})
@@ -957,9 +964,7 @@ def _asked(client: TestClient, token: str, form: dict[str, str]) -> list[str]:
 
 @on_sqlite
 def test_the_form_asks_only_for_facts_that_can_change_the_answer(desk: Desk) -> None:
-    client = desk.client()
-    login(client, "mas.karlstad")
-    token = page_csrf(client)
+    client, token = logged_in(desk, "mas.karlstad")
     base = {
         "kind": "medtech_product",
         "date": "2023-06-15",
@@ -976,7 +981,6 @@ def test_the_form_asks_only_for_facts_that_can_change_the_answer(desk: Desk) -> 
     asked = _asked(client, token, {**base, "care.discharge": "true"})
     assert "care.municipality_has_product" in asked
     # The form page itself shows the same: the VGR drug form opens with the two regions only.
-    login(client, "mas.karlstad")
     page = client.get("/cases/new?kind=drug_exception").text
     shown = re.findall(r'<div class="field" data-field="([^"]+)" >', page)
     assert shown == ["patient.home_region", "care.region"]
@@ -985,9 +989,7 @@ def test_the_form_asks_only_for_facts_that_can_change_the_answer(desk: Desk) -> 
 
 @on_sqlite
 def test_the_case_page_shows_both_parts_of_a_split_cost(desk: Desk) -> None:
-    client = desk.client()
-    login(client, "mas.karlstad")
-    token = page_csrf(client)
+    client, token = logged_in(desk, "mas.karlstad")
     case = {
         "date": "2023-09-04",
         "kind": "medtech_product",
