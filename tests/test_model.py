@@ -43,6 +43,8 @@ def test_the_retired_listed_field_is_refused_naming_annex() -> None:
         (', "patient": {"home_municipality": "9999"}', "patient.home_municipality"),
         (', "patient": {"country": "XX"}', "patient.country"),
         (', "product": {"cost_sek": -1}', "product.cost_sek: -1 får inte vara mindre än 0"),
+        (', "product": {"cost_sek": 1e999}', 'product.cost_sek: "inf" ska vara ett ändligt tal'),
+        (', "product": {"cost_sek": NaN}', 'product.cost_sek: "nan" ska vara ett ändligt tal'),
         (', "care": {"referral": "false"}', 'care.referral: "false" ska vara true eller false'),
         (', "care": {"refferal": false}', "care.refferal: okänt fält"),
         (', "patient": {"age": 200}', "patient.age: 200 får inte vara större än 130"),

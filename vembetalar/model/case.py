@@ -107,7 +107,7 @@ def _country(value: str) -> str:
 RegionCode = Annotated[str, AfterValidator(_region), CodeDomain("region")]
 MunicipalityCode = Annotated[str, AfterValidator(_municipality), CodeDomain("municipality")]
 CountryCode = Annotated[str, AfterValidator(_country), CodeDomain("country")]
-NonNegativeNumber = Annotated[StrictInt | StrictFloat, Field(ge=0)]
+NonNegativeNumber = Annotated[StrictInt | StrictFloat, Field(ge=0, allow_inf_nan=False)]
 
 
 class _Strict(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from pydantic import ValidationError
@@ -28,6 +29,7 @@ _MESSAGES = {
     "model_type": "ska vara ett objekt",
     "model_attributes_type": "ska vara ett objekt",
     "dict_type": "ska vara ett objekt",
+    "finite_number": "ska vara ett ändligt tal",
 }
 
 
@@ -50,6 +52,9 @@ def describe(error: dict[str, Any]) -> str:
     if kind in _OWN:
         return f"{loc}: {error['msg']}"
     ctx = error.get("ctx") or {}
+    given = error.get("input")
+    if isinstance(given, float) and not math.isfinite(given):
+        return f"{loc}: {json.dumps(str(given))} ska vara ett ändligt tal"
     if kind == "literal_error":
         msg = f"ska vara en av {ctx.get('expected', '')}"
     elif kind in ("greater_than_equal", "greater_than"):

@@ -127,7 +127,9 @@ def _problem(spec: FieldSpec, raw_dtype: pl.DataType, wrong_type: bool) -> tuple
         bad = given & ~value.is_in(list(spec.values)).fill_null(False)
     elif spec.type in ("number", "integer"):
         bad = bad | (value < 0).fill_null(False)
-        kind += " (inte negativt)"
+        if spec.type == "number":
+            bad = bad | (value.is_infinite() | value.is_nan()).fill_null(False)
+        kind += " (ändligt, inte negativt)"
         if spec.name == "patient.age":
             bad = bad | (value > 130).fill_null(False)
     return bad, pl.format("{}: '{}' " + kind, pl.lit(spec.name), raw.cast(pl.String))
