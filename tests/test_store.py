@@ -254,11 +254,11 @@ def test_two_threads_storing_the_same_event_key_make_one_row(desk: Desk) -> None
     assert (again.status_code, again.json()["id"]) == (200, results[0][0])
 
 
-def test_same_event_key_for_two_cases_at_once_is_refused_for_one(desk: Desk) -> None:
+def test_an_event_key_is_scoped_to_its_case(desk: Desk) -> None:
+    """Two organisations using the same key for their own cases at once each get their own event:
+    a key cannot be squatted from another case, nor tell whether that case was billed."""
     first_case = new_case(desk, "lakare.vgr")
     second_case = new_case(desk, "hjalpmedel.skane", ROLLATOR_IN_SKANE)
-    skane = desk.api("hjalpmedel.skane")
-    assert skane.get(f"{API}/cases/{first_case}").status_code == 404  # Skåne may not see VGR's case ...
     results = together(
         _post_event(desk, actor(desk, "lakare.vgr"), first_case, "shared-key"),
         _post_event(desk, actor(desk, "hjalpmedel.skane"), second_case, "shared-key"),
@@ -266,13 +266,8 @@ def test_same_event_key_for_two_cases_at_once_is_refused_for_one(desk: Desk) -> 
     )
     with desk.app.state.sessions() as db:
         stored = db.scalars(select(BillableEvent).where(BillableEvent.idempotency_key == "shared-key")).all()
-    assert len(stored) == 1
-    # ... so neither may be handed the other's event.
-    outcomes = dict(zip((first_case, second_case), results, strict=True))
-    for requested, outcome in outcomes.items():
-        if not isinstance(outcome, BaseException):
-            assert outcome[1] == requested, f"asked for case {requested}, was given the event of {outcome[1]}"
-    assert sorted(type(o).__name__ for o in outcomes.values()) == ["StepRefused", "tuple"], results
+    assert sorted(e.case_id for e in stored) == sorted([first_case, second_case])
+    assert [r[1] for r in results] == [first_case, second_case]
 
 
 def _dispense_over_http(desk: Desk, case_id: str) -> Callable[[], Any]:

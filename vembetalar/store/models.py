@@ -59,7 +59,8 @@ class User(Base):
 
 
 class ApiToken(Base):
-    """Only the SHA-256 of a token is stored; the token itself is shown once."""
+    """Only the SHA-256 of a token is stored; the token itself is shown once. A token ends at
+    ``expires_at`` or when revoked, whichever comes first."""
 
     __tablename__ = "api_tokens"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -67,7 +68,31 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     label: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     user: Mapped[User] = relationship(lazy="joined")
+
+
+class WebSession(Base):
+    """A signed-in browser. The cookie carries only a random id whose SHA-256 is kept here, so
+    logout, a password change or deactivation end the session at once."""
+
+    __tablename__ = "web_sessions"
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column()
+    ended_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+
+
+class LoginFailure(Base):
+    """One failed login, keyed by address and user name; the throttle counts these, so every
+    worker process sees the same count."""
+
+    __tablename__ = "login_failures"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), index=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
 
 
 class CaseRecord(Base):
@@ -107,16 +132,37 @@ class CaseParty(Base):
 
 
 class CaseStep(Base):
-    """The status history: one row per step taken, never edited."""
+    """The status history: one row per step taken, never edited.
+
+    ``once`` repeats the step's name for steps a case takes at most once (and is NULL for
+    repeatable ones such as a dispensing), so the database itself refuses a second "contacted"
+    sent by two concurrent requests.
+    """
 
     __tablename__ = "case_steps"
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
     step: Mapped[str] = mapped_column(String(30))
+    once: Mapped[str | None] = mapped_column(String(30), default=None)
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     note: Mapped[str | None] = mapped_column(Text)
     user: Mapped[User] = relationship(lazy="joined")
+    __table_args__ = (UniqueConstraint("case_id", "once", name="uq_case_steps_once"),)
+
+
+class CaseDecision(Base):
+    """Every decision a case has had, oldest first: completing a case re-decides it and keeps
+    the earlier facts and decision here. Append-only."""
+
+    __tablename__ = "case_decisions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    case_json: Mapped[dict[str, Any]] = mapped_column(JSON)
+    decision_json: Mapped[dict[str, Any]] = mapped_column(JSON)
+    reason: Mapped[str | None] = mapped_column(Text)
 
 
 class PaymentCommitment(Base):
@@ -135,23 +181,40 @@ class PaymentCommitment(Base):
 
 
 class BillableEvent(Base):
-    """What happened that can be billed, with the decision it rests on. Immutable."""
+    """One invoice line's worth of what happened (a dispensing, a delivered order line), with
+    the decision it rests on. Immutable: a correction is a new event that ``supersedes`` this
+    one (or cancels it), and the old one stays, marked by being superseded.
+
+    The idempotency key is the caller's, unique within its case only, so no one can take
+    another case's key.
+    """
 
     __tablename__ = "billable_events"
     id: Mapped[int] = mapped_column(primary_key=True)
     idempotency_key: Mapped[str] = mapped_column(String(120))
     case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(30))  # dispensed | delivered | ordered
+    kind: Mapped[str] = mapped_column(String(30))  # dispensed | delivered
     occurred_on: Mapped[dt.date] = mapped_column(Date)
     issuer: Mapped[str | None] = mapped_column(String(40))
     recipient: Mapped[str | None] = mapped_column(String(40))
     amount_sek: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
     quantity: Mapped[Decimal | None] = mapped_column(Numeric(12, 3))
     product_name: Mapped[str | None] = mapped_column(String(200))
+    varunummer: Mapped[str | None] = mapped_column(String(20), default=None)
+    unit_price_sek: Mapped[Decimal | None] = mapped_column(Numeric(12, 2), default=None)
+    prescriber_name: Mapped[str | None] = mapped_column(String(200), default=None)
+    unit_name: Mapped[str | None] = mapped_column(String(200), default=None)
+    diarienummer: Mapped[str | None] = mapped_column(String(100), default=None)
+    supersedes_id: Mapped[int | None] = mapped_column(ForeignKey("billable_events.id"), default=None)
+    cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
+    reason: Mapped[str | None] = mapped_column(Text, default=None)
     decision_json: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
-    __table_args__ = (UniqueConstraint("idempotency_key", name="uq_billable_events_key"),)
+    __table_args__ = (
+        UniqueConstraint("case_id", "idempotency_key", name="uq_billable_events_case_key"),
+        UniqueConstraint("supersedes_id", name="uq_billable_events_supersedes"),
+    )
 
 
 class AuditEntry(Base):

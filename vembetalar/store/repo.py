@@ -343,11 +343,11 @@ def create_event(
     if record.status != "decided":
         raise StepRefused("ärendet saknar ett beslut; inget fakturaunderlag kan skapas")
     existing = db.scalars(
-        select(BillableEvent).where(BillableEvent.idempotency_key == idempotency_key)
+        select(BillableEvent).where(
+            BillableEvent.case_id == case_id, BillableEvent.idempotency_key == idempotency_key
+        )
     ).first()
     if existing is not None:
-        if existing.case_id != case_id:
-            raise StepRefused("idempotency_key: används redan för ett annat ärende")
         return existing, False
     _check_ready_to_bill(record)
     event = BillableEvent(
@@ -370,10 +370,10 @@ def create_event(
     except IntegrityError:  # a concurrent request stored the same key first
         db.rollback()
         stored = db.scalars(
-            select(BillableEvent).where(BillableEvent.idempotency_key == idempotency_key)
+            select(BillableEvent).where(
+                BillableEvent.case_id == case_id, BillableEvent.idempotency_key == idempotency_key
+            )
         ).one()
-        if stored.case_id != case_id:
-            raise StepRefused("idempotency_key: används redan för ett annat ärende") from None
         return stored, False
     return event, True
 
