@@ -1,5 +1,7 @@
 """Case work as the store sees it: every read and change is scoped to the user's organisation
-and written to the audit log. The web and API layers only translate HTTP to these calls."""
+and written to the audit log. The web and API layers only translate HTTP to these calls; which
+step may be taken when, and by whom, is ``vembetalar.workflow``'s to say — this module asks it
+and then writes, each user action in one transaction."""
 
 from __future__ import annotations
 
@@ -9,8 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -21,35 +24,38 @@ from vembetalar.security import can
 from vembetalar.store.models import (
     AuditEntry,
     BillableEvent,
+    CaseDecision,
     CaseParty,
     CaseRecord,
     CaseStep,
     PaymentCommitment,
     User,
 )
+from vembetalar.workflow import (
+    ENDED,
+    LINE_STEPS,
+    REPEATABLE,
+    BadLine,
+    CaseView,
+    EventLine,
+    Forbidden,
+    StepRefused,
+    bills,
+    check,
+    check_ceiling,
+    check_line_date,
+    label,
+    line_amount,
+    state,
+)
 
-#: The case's steps in order, with the words staff use for them.
-STEPS: dict[str, str] = {
-    "decided": "Beslut fattat",
-    "contacted": "Hemregionen kontaktad",
-    "commitment_registered": "Betalningsförbindelse registrerad",
-    "dispensed": "Expedierat (läkemedel)",
-    "delivered": "Levererat/utlämnat",
-    "billable": "Fakturaunderlag skapat",
-}
-USER_STEPS = ("contacted", "commitment_registered", "dispensed", "delivered")
+STOCKHOLM = ZoneInfo("Europe/Stockholm")
+
+__all__ = ["Actor", "BadLine", "EventLine", "Forbidden", "NotFound", "StepRefused"]
 
 
 class NotFound(LookupError):
     """No such case for this user — also when it exists but belongs to others (no leak)."""
-
-
-class Forbidden(PermissionError):
-    """The user's role does not allow this."""
-
-
-class StepRefused(ValueError):
-    """The step cannot be taken now; the message says what must come first."""
 
 
 class _HasIdentity(Protocol):
@@ -143,7 +149,19 @@ def create_case(
     ]
     db.add(record)
     db.flush()
-    db.add(CaseStep(case_id=case_id, step="decided", user_id=actor.user_id, note=decision.status))
+    db.add(
+        CaseStep(case_id=case_id, step="decided", once="decided", user_id=actor.user_id, note=decision.status)
+    )
+    db.add(
+        CaseDecision(
+            case_id=case_id,
+            user_id=actor.user_id,
+            case_json=record.case_json,
+            decision_json=record.decision_json,
+            reason=None,
+        )
+    )
+    record.state = state(view_of(record, done=("decided",)))
     audit(db, actor, "case.create", case_id, f"{decision.status} {decision.rule_id or ''}".strip())
     db.commit()
     return record
@@ -195,89 +213,249 @@ def get_case(db: Session, actor: Actor, case_id: str, *, log: bool = True) -> Ca
     return record
 
 
-def _done(record: CaseRecord) -> set[str]:
-    return {s.step for s in record.steps}
+def view_of(
+    record: CaseRecord,
+    *,
+    done: tuple[str, ...] | None = None,
+    has_commitment: bool = False,
+    has_events: bool = False,
+) -> CaseView:
+    """The workflow's view of a stored case."""
+    return CaseView(
+        kind=record.kind,
+        decision=Decision.model_validate(record.decision_json),
+        owner=record.organisation_id,
+        done=done if done is not None else tuple(s.step for s in record.steps),
+        has_commitment=has_commitment,
+        has_events=has_events,
+    )
 
 
-def add_step(
-    db: Session, actor: Actor, case_id: str, step: str, note: str | None = None, *, today: dt.date
-) -> CaseRecord:
-    """Take one step; delivering creates the billable event (once, whatever happens), dated
-    ``today``."""
-    require(actor, "case.step")
-    if step not in USER_STEPS:
-        raise StepRefused(f"okänt steg {step!r} (tillåtna: {', '.join(USER_STEPS)})")
-    record = get_case(db, actor, case_id, log=False)
-    done = _done(record)
-    if record.status != "decided":
-        raise StepRefused("ärendet saknar ett beslut (inget avtal eller uppgifter saknas); inga steg kan tas")
-    if step in done:
-        raise StepRefused(f"steget «{STEPS[step]}» är redan registrerat")
-    if step in ("dispensed", "delivered"):
-        expected = "dispensed" if record.kind == "drug_exception" else "delivered"
-        if step != expected:
-            raise StepRefused(f"för ärendetypen {record.kind} registreras «{STEPS[expected]}»")
-        _check_ready_to_bill(record)
-    if (
-        step == "commitment_registered"
-        and not db.scalars(select(PaymentCommitment.id).where(PaymentCommitment.case_id == case_id)).first()
-    ):
-        raise StepRefused("registrera betalningsförbindelsen (utfärdare, belopp, giltighet, dokument) först")
-    db.add(CaseStep(case_id=case_id, step=step, user_id=actor.user_id, note=note))
-    record.state = step
-    audit(db, actor, "case.step", case_id, step)
-    if step in ("dispensed", "delivered"):
-        _billable_event(db, actor, record, step, today)
-        db.add(CaseStep(case_id=case_id, step="billable", user_id=actor.user_id))
-        record.state = "billable"
-    try:
-        db.commit()
-    except IntegrityError:  # the same delivery registered by a concurrent request: its event key won
-        db.rollback()
-        raise StepRefused(f"steget «{STEPS[step]}» är redan registrerat") from None
-    db.refresh(record)
+def _facts(db: Session, record: CaseRecord) -> CaseView:
+    has_commitment = (
+        db.scalars(select(PaymentCommitment.id).where(PaymentCommitment.case_id == record.id)).first()
+        is not None
+    )
+    has_events = bool(_current_events(db, record.id))
+    return view_of(record, has_commitment=has_commitment, has_events=has_events)
+
+
+def _lock(db: Session, case_id: str) -> None:
+    """Serialise changes to one case: the first write of the transaction touches the case row,
+    so a concurrent request for the same case waits (a row lock on PostgreSQL, the write lock
+    on SQLite) and then sees what this one stored."""
+    db.execute(update(CaseRecord).where(CaseRecord.id == case_id).values(state=CaseRecord.state))
+
+
+def _load_for_change(db: Session, actor: Actor, case_id: str) -> CaseRecord:
+    get_case(db, actor, case_id, log=False)  # 404 before anything else for a case one may not see
+    _lock(db, case_id)
+    record = db.get(CaseRecord, case_id, populate_existing=True)
+    assert record is not None
+    db.refresh(record, ["steps"])
     return record
 
 
-def _check_ready_to_bill(record: CaseRecord) -> None:
-    """What the agreement demands before treatment or hand-out must be done before billing."""
-    decision, done = record.decision_json, _done(record)
-    waiting = [
-        k for k in ("prior_contact_required", "payment_commitment_required") if decision.get(k) is None
-    ]
-    if waiting:
-        missing = ", ".join(decision.get("missing") or []) or "uppgifter"
-        raise StepRefused(
-            f"beslutet är inte färdigt ({', '.join(waiting)} är öppet tills {missing} är ifyllt); "
-            "komplettera ärendet först"
-        )
-    if decision.get("prior_contact_required") and "contacted" not in done:
-        raise StepRefused(
-            "hemregionen måste kontaktas innan behandling/utlämning (steget «Hemregionen kontaktad»)"
-        )
-    if decision.get("payment_commitment_required") and "commitment_registered" not in done:
-        raise StepRefused("en betalningsförbindelse måste registreras först")
+def _commit_step(db: Session, record: CaseRecord, step: str) -> None:
+    try:
+        db.commit()
+    except IntegrityError:  # a concurrent request took the same once-only step first
+        db.rollback()
+        raise StepRefused(f"steget «{label(step)}» är redan registrerat") from None
 
 
-def _billable_event(
-    db: Session, actor: Actor, record: CaseRecord, kind: str, today: dt.date
+def _add_step(db: Session, actor: Actor, record: CaseRecord, step: str, note: str | None) -> None:
+    once = None if step in REPEATABLE else (ENDED if step in ("closed", "withdrawn") else step)
+    db.add(CaseStep(case_id=record.id, step=step, once=once, user_id=actor.user_id, note=note))
+    done = (*(s.step for s in record.steps), step)
+    record.state = state(view_of(record, done=done))
+    audit(db, actor, "case.step", record.id, step)
+
+
+def add_step(
+    db: Session,
+    actor: Actor,
+    case_id: str,
+    step: str,
+    note: str | None = None,
+    *,
+    today: dt.date,
+    line: EventLine | None = None,
+    idempotency_key: str | None = None,
+) -> tuple[CaseRecord, BillableEvent | None, bool]:
+    """Take one step, as the workflow allows. A dispensing or delivery that someone bills creates
+    one billable event from ``line``; the same ``idempotency_key`` again (within this case)
+    returns the event stored the first time and ``False``."""
+    require(actor, "case.read")
+    record = _load_for_change(db, actor, case_id)
+    if step in LINE_STEPS and idempotency_key:
+        existing = _event_by_key(db, case_id, idempotency_key)
+        if existing is not None:
+            db.rollback()
+            return record, existing, False
+    view = _facts(db, record)
+    check(view, step, organisation=actor.organisation_id, role=actor.role)
+    if step in ("closed", "withdrawn") and not (note or "").strip():
+        raise BadLine("note: ange skälet")
+    event = None
+    if step in LINE_STEPS and bills(view.decision):
+        if line is None:
+            raise BadLine("line: ange vad som expedierades/levererades (datum, antal, à-pris eller belopp)")
+        event = _new_event(db, actor, record, step, line, today=today, key=idempotency_key)
+    _add_step(db, actor, record, step, note)
+    try:
+        db.commit()
+    except IntegrityError:
+        db.rollback()
+        if event is not None and idempotency_key and (stored := _event_by_key(db, case_id, idempotency_key)):
+            return record, stored, False
+        raise StepRefused(f"steget «{label(step, view.decision)}» är redan registrerat") from None
+    db.refresh(record)
+    return record, event, True
+
+
+def _event_by_key(db: Session, case_id: str, key: str) -> BillableEvent | None:
+    return db.scalars(
+        select(BillableEvent).where(BillableEvent.case_id == case_id, BillableEvent.idempotency_key == key)
+    ).first()
+
+
+def _current_events(db: Session, case_id: str) -> list[BillableEvent]:
+    """The case's events that stand: not superseded, not cancellations."""
+    events = db.scalars(select(BillableEvent).where(BillableEvent.case_id == case_id)).all()
+    superseded = {e.supersedes_id for e in events if e.supersedes_id is not None}
+    return [e for e in events if e.id not in superseded and not e.cancelled]
+
+
+def _ended_on(record: CaseRecord) -> dt.date | None:
+    for s in record.steps:
+        if s.step in ("closed", "withdrawn"):
+            at = s.at if s.at.tzinfo else s.at.replace(tzinfo=dt.UTC)
+            return at.astimezone(STOCKHOLM).date()
+    return None
+
+
+def _ceiling(db: Session, case_id: str, on: dt.date) -> Decimal | None:
+    """The ceiling of the newest commitment that covers the date; None when no commitment is
+    registered. A registered commitment that does not cover the date refuses the line."""
+    commitments = db.scalars(
+        select(PaymentCommitment).where(PaymentCommitment.case_id == case_id).order_by(PaymentCommitment.id)
+    ).all()
+    if not commitments:
+        return None
+    covering = [c for c in commitments if c.valid_from <= on <= c.valid_to]
+    if not covering:
+        spans = ", ".join(f"{c.valid_from}–{c.valid_to}" for c in commitments)
+        raise StepRefused(f"occurred_on: {on} ligger utanför betalningsförbindelsens giltighet ({spans})")
+    return covering[-1].amount_ceiling_sek
+
+
+def _party_of(party: str | None, record: CaseRecord) -> str | None:
+    """``unit`` (the care unit that decided) is billed through, or bills from, its organisation."""
+    return record.organisation_id if party == "unit" else party
+
+
+def _new_event(
+    db: Session,
+    actor: Actor,
+    record: CaseRecord,
+    kind: str,
+    line: EventLine,
+    *,
+    today: dt.date,
+    key: str | None,
+    supersedes: BillableEvent | None = None,
+    reason: str | None = None,
 ) -> BillableEvent:
-    cost = (record.case_json.get("product") or {}).get("cost_sek")
+    amount = line_amount(line)
+    check_line_date(line.occurred_on, case_date=record.case_date, today=today, ended_on=_ended_on(record))
+    current = _current_events(db, record.id)
+    total = sum((e.amount_sek or Decimal(0) for e in current if e is not supersedes), Decimal(0)) + amount
+    check_ceiling(total, _ceiling(db, record.id, line.occurred_on))
+    decision = record.decision_json
     event = BillableEvent(
-        idempotency_key=f"case:{record.id}:{kind}",
+        idempotency_key=key or f"line:{uuid.uuid4()}",
         case_id=record.id,
         kind=kind,
-        occurred_on=today,
-        issuer=record.invoicer,
-        recipient=record.payer,
-        amount_sek=Decimal(str(cost)) if cost is not None else None,
-        quantity=Decimal(1),
-        product_name=record.product_name,
-        decision_json=record.decision_json,
+        occurred_on=line.occurred_on,
+        issuer=_party_of(decision.get("invoicer"), record),
+        recipient=_party_of(decision.get("payer"), record),
+        amount_sek=amount,
+        quantity=line.quantity,
+        unit_price_sek=line.unit_price_sek,
+        product_name=line.product_name or record.product_name,
+        varunummer=line.varunummer,
+        prescriber_name=line.prescriber_name,
+        unit_name=line.unit_name,
+        diarienummer=line.diarienummer,
+        supersedes_id=supersedes.id if supersedes is not None else None,
+        reason=reason,
+        decision_json=decision,
         created_by=actor.user_id,
     )
     db.add(event)
     audit(db, actor, "event.create", record.id, event.idempotency_key)
+    return event
+
+
+def correct_event(
+    db: Session,
+    actor: Actor,
+    case_id: str,
+    event_id: int,
+    *,
+    line: EventLine | None,
+    reason: str,
+    today: dt.date,
+) -> BillableEvent:
+    """Complete or correct an event by a new one that supersedes it (``line``), or cancel it
+    (``line`` None). The old event is kept, marked superseded; nothing is ever edited."""
+    require(actor, "case.read")
+    if not reason.strip():
+        raise BadLine("reason: ange varför underlaget rättas")
+    record = _load_for_change(db, actor, case_id)
+    view = _facts(db, record)
+    check(view, "event_corrected", organisation=actor.organisation_id, role=actor.role)
+    old = db.get(BillableEvent, event_id)
+    if old is None or old.case_id != case_id:
+        raise NotFound("underlaget finns inte i ärendet")
+    if old not in _current_events(db, case_id):
+        raise StepRefused("underlaget är redan ersatt eller makulerat; rätta det senaste")
+    if line is None:
+        event = BillableEvent(
+            idempotency_key=f"cancel:{old.id}",
+            case_id=case_id,
+            kind=old.kind,
+            occurred_on=old.occurred_on,
+            issuer=old.issuer,
+            recipient=old.recipient,
+            amount_sek=None,
+            supersedes_id=old.id,
+            cancelled=True,
+            reason=reason,
+            decision_json=old.decision_json,
+            created_by=actor.user_id,
+        )
+        db.add(event)
+        audit(db, actor, "event.cancel", case_id, str(old.id))
+    else:
+        event = _new_event(
+            db,
+            actor,
+            record,
+            old.kind,
+            line,
+            today=today,
+            key=f"correction:{old.id}",
+            supersedes=old,
+            reason=reason,
+        )
+    _add_step(db, actor, record, "event_corrected", reason)
+    try:
+        db.commit()
+    except IntegrityError:  # a concurrent correction of the same event won
+        db.rollback()
+        raise StepRefused("underlaget har just rättats av någon annan; ladda om") from None
     return event
 
 
@@ -286,18 +464,25 @@ def register_commitment(
     actor: Actor,
     case_id: str,
     *,
-    issuer: str,
+    issuer: str | None,
     amount_ceiling_sek: Decimal,
     valid_from: dt.date,
     valid_to: dt.date,
     document_reference: str,
 ) -> PaymentCommitment:
+    """Store the commitment the paying region issued and take the step, in one transaction:
+    a refused step stores nothing."""
     require(actor, "commitment.create")
-    record = get_case(db, actor, case_id, log=False)
+    record = _load_for_change(db, actor, case_id)
+    view = _facts(db, record)
+    check(view, "commitment_registered", organisation=actor.organisation_id, role=actor.role)
     if valid_to < valid_from:
-        raise StepRefused("valid_to: slutar före valid_from")
-    if record.payer and issuer != record.payer:
-        raise StepRefused(f"issuer: betalningsförbindelsen ska utfärdas av betalaren ({record.payer})")
+        raise BadLine("valid_to: slutar före valid_from")
+    payer = view.decision.payer
+    issuer = issuer or payer
+    if issuer != payer:
+        raise BadLine(f"issuer: betalningsförbindelsen ska utfärdas av betalaren ({payer})")
+    assert issuer is not None
     commitment = PaymentCommitment(
         case_id=case_id,
         issuer=issuer,
@@ -309,8 +494,78 @@ def register_commitment(
     )
     db.add(commitment)
     audit(db, actor, "commitment.create", case_id, document_reference)
-    db.commit()
+    _add_step(db, actor, record, "commitment_registered", document_reference)
+    _commit_step(db, record, "commitment_registered")
     return commitment
+
+
+def complete_case(
+    db: Session,
+    engine: Engine,
+    actor: Actor,
+    case_id: str,
+    case: Case,
+    *,
+    reason: str | None,
+) -> CaseRecord:
+    """Add the facts a decision was missing and decide again; the earlier facts and decision
+    stay in the history. Only facts that were unknown may be added: a known fact that was wrong
+    means a new case, since steps and events rest on it."""
+    require(actor, "case.read")
+    record = _load_for_change(db, actor, case_id)
+    view = _facts(db, record)
+    check(view, "completed", organisation=actor.organisation_id, role=actor.role)
+    new = case.model_dump(mode="json")
+    changed = _changed_facts(record.case_json, new)
+    if changed:
+        raise BadLine(
+            f"{changed[0]}: en känd uppgift kan inte ändras vid komplettering "
+            "(avsluta ärendet och skapa ett nytt om den var fel)"
+        )
+    decision = engine.decide(case)
+    record.case_json = new
+    record.decision_json = decision.model_dump(mode="json")
+    record.status = decision.status
+    record.decider, record.payer, record.invoicer = decision.decider, decision.payer, decision.invoicer
+    record.rule_id = decision.rule_id
+    known = {p.organisation_id for p in record.parties}
+    for party in sorted(_parties(actor, decision) - known):
+        db.add(CaseParty(case_id=case_id, organisation_id=party))
+    db.add(
+        CaseDecision(
+            case_id=case_id,
+            user_id=actor.user_id,
+            case_json=new,
+            decision_json=record.decision_json,
+            reason=reason,
+        )
+    )
+    _add_step(db, actor, record, "completed", reason or decision.status)
+    db.commit()
+    db.refresh(record)
+    return record
+
+
+def _changed_facts(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted names of facts that had a value and now have another (or none)."""
+    changed = []
+    for key, value in old.items():
+        name = f"{prefix}{key}"
+        if value is None:
+            continue
+        other = new.get(key)
+        if isinstance(value, dict) and isinstance(other, dict):
+            changed += _changed_facts(value, other, f"{name}.")
+        elif other != value:
+            changed.append(name)
+    return changed
+
+
+def decision_history(db: Session, actor: Actor, case_id: str) -> Sequence[CaseDecision]:
+    get_case(db, actor, case_id, log=False)
+    return db.scalars(
+        select(CaseDecision).where(CaseDecision.case_id == case_id).order_by(CaseDecision.id)
+    ).all()
 
 
 def list_commitments(db: Session, actor: Actor, case_id: str | None = None) -> Sequence[PaymentCommitment]:
@@ -325,67 +580,22 @@ def list_commitments(db: Session, actor: Actor, case_id: str | None = None) -> S
     return db.scalars(query.order_by(PaymentCommitment.id)).all()
 
 
-def create_event(
-    db: Session,
-    actor: Actor,
-    case_id: str,
-    *,
-    idempotency_key: str,
-    kind: str,
-    occurred_on: dt.date,
-    amount_sek: Decimal | None,
-    quantity: Decimal | None,
-    product_name: str | None,
-) -> tuple[BillableEvent, bool]:
-    """Store an event once: the same key again returns the stored event and ``False``."""
-    require(actor, "event.create")
-    record = get_case(db, actor, case_id, log=False)
-    if record.status != "decided":
-        raise StepRefused("ärendet saknar ett beslut; inget fakturaunderlag kan skapas")
-    existing = db.scalars(
-        select(BillableEvent).where(
-            BillableEvent.case_id == case_id, BillableEvent.idempotency_key == idempotency_key
-        )
-    ).first()
-    if existing is not None:
-        return existing, False
-    _check_ready_to_bill(record)
-    event = BillableEvent(
-        idempotency_key=idempotency_key,
-        case_id=case_id,
-        kind=kind,
-        occurred_on=occurred_on,
-        issuer=record.invoicer,
-        recipient=record.payer,
-        amount_sek=amount_sek,
-        quantity=quantity,
-        product_name=product_name,
-        decision_json=record.decision_json,
-        created_by=actor.user_id,
-    )
-    db.add(event)
-    audit(db, actor, "event.create", case_id, idempotency_key)
-    try:
-        db.commit()
-    except IntegrityError:  # a concurrent request stored the same key first
-        db.rollback()
-        stored = db.scalars(
-            select(BillableEvent).where(
-                BillableEvent.case_id == case_id, BillableEvent.idempotency_key == idempotency_key
-            )
-        ).one()
-        return stored, False
-    return event, True
-
-
-def list_events(db: Session, actor: Actor, case_id: str | None = None) -> Sequence[BillableEvent]:
+def list_events(
+    db: Session, actor: Actor, case_id: str | None = None
+) -> list[tuple[BillableEvent, int | None]]:
+    """Events with the id of the event that superseded each (None while it stands)."""
     require(actor, "event.read")
     query = (
         select(BillableEvent).join(CaseRecord, CaseRecord.id == BillableEvent.case_id).where(_visible(actor))
     )
     if case_id:
         query = query.where(BillableEvent.case_id == case_id)
-    return db.scalars(query.order_by(BillableEvent.id)).all()
+    events = db.scalars(query.order_by(BillableEvent.id)).all()
+    by: dict[int, int] = {}
+    for e in events:
+        if e.supersedes_id is not None:
+            by[e.supersedes_id] = e.id
+    return [(e, by.get(e.id)) for e in events]
 
 
 def list_audit(

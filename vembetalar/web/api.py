@@ -14,26 +14,31 @@ from sqlalchemy.orm import Session
 from vembetalar.model.decision import Decision
 from vembetalar.security import BadPersonnummer, initials, normalise_personnummer, patient_id_for
 from vembetalar.store import repo
-from vembetalar.store.models import CaseRecord
-from vembetalar.store.repo import STEPS, StepRefused
+from vembetalar.store.models import BillableEvent, CaseRecord
+from vembetalar.store.repo import StepRefused
 from vembetalar.web.auth import Principal, api_user, get_db
 from vembetalar.web.schemas import (
     PERSONNUMMER_PATTERN,
     AuditOut,
+    CaseCompletionIn,
     CaseCreate,
     CaseIn,
     CaseOut,
     CaseSummary,
     CommitmentIn,
     CommitmentOut,
+    DecisionHistoryOut,
     ErrorOut,
-    EventIn,
+    EventCorrectionIn,
+    EventLineIn,
     EventOut,
     Me,
     PackOut,
+    PlannedStepOut,
     StepIn,
     StepOut,
 )
+from vembetalar.workflow import EventLine, label, offers, plan
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "Felaktig begäran (t.ex. ogiltig JSON)"},
@@ -51,6 +56,8 @@ DbDep = Annotated[Session, Depends(get_db)]
 
 def case_out(record: CaseRecord, user: Principal) -> CaseOut:
     shown = patient_id_for(user.role, record.patient_id)
+    decision = Decision.model_validate(record.decision_json)
+    view = repo.view_of(record)
     return CaseOut(
         id=record.id,
         reference=record.reference,
@@ -67,12 +74,26 @@ def case_out(record: CaseRecord, user: Principal) -> CaseOut:
         product_name=record.product_name,
         note=record.note,
         case=record.case_json,
-        decision=Decision.model_validate(record.decision_json),
+        decision=decision,
         steps=[
-            StepOut(step=s.step, label=STEPS.get(s.step, s.step), at=s.at, by=s.user.full_name, note=s.note)
+            StepOut(step=s.step, label=label(s.step, decision), at=s.at, by=s.user.full_name, note=s.note)
             for s in record.steps
         ],
+        plan=[PlannedStepOut(step=p.step, label=p.label, mark=p.mark, why=p.why) for p in plan(view)],
+        offers=offers(view, organisation=user.organisation_id, role=user.role),
     )
+
+
+def line_of(body: EventLineIn) -> EventLine:
+    return EventLine(**body.model_dump())
+
+
+def event_out(event: BillableEvent, superseded_by: int | None = None) -> EventOut:
+    return EventOut.model_validate({**_columns(event), "superseded_by": superseded_by})
+
+
+def _columns(event: BillableEvent) -> dict[str, Any]:
+    return {c.key: getattr(event, c.key) for c in BillableEvent.__table__.columns}
 
 
 def summary_out(record: CaseRecord, user: Principal) -> CaseSummary:
@@ -154,8 +175,103 @@ def get_case(case_id: str, user: UserDep, db: DbDep) -> CaseOut:
 
 @router.post("/cases/{case_id}/steps", response_model=CaseOut, tags=["ärenden"])
 def add_step(case_id: str, body: StepIn, request: Request, user: UserDep, db: DbDep) -> CaseOut:
-    today = request.app.state.clock.today()
-    return case_out(repo.add_step(db, repo.Actor.of(user), case_id, body.step, body.note, today=today), user)
+    """Take the next step. Only the treating/prescribing organisation takes steps (403 for
+    others); a step out of order is 409 with what must come first."""
+    record, _, _ = repo.add_step(
+        db,
+        repo.Actor.of(user),
+        case_id,
+        body.step,
+        body.note,
+        today=request.app.state.clock.today(),
+        line=line_of(body.line) if body.line else None,
+        idempotency_key=body.idempotency_key,
+    )
+    return case_out(record, user)
+
+
+@router.post(
+    "/cases/{case_id}/events",
+    response_model=EventOut,
+    status_code=201,
+    tags=["fakturaunderlag"],
+    summary="Registrera en expediering/leverans (en fakturarad)",
+    responses={
+        200: {"model": EventOut, "description": "Samma idempotency_key i ärendet: det sparade underlaget"}
+    },
+)
+def add_line(
+    case_id: str,
+    body: EventLineIn,
+    request: Request,
+    response: Response,
+    user: UserDep,
+    db: DbDep,
+    idempotency_key: Annotated[str | None, Query(min_length=1, max_length=120)] = None,
+) -> EventOut:
+    """The dispensing (drugs) or delivery (everything else) step with its invoice line: the
+    billable event comes from the workflow, never from a free-form post."""
+    record = repo.get_case(db, repo.Actor.of(user), case_id, log=False)
+    step = "dispensed" if record.kind == "drug_exception" else "delivered"
+    _, event, created = repo.add_step(
+        db,
+        repo.Actor.of(user),
+        case_id,
+        step,
+        None,
+        today=request.app.state.clock.today(),
+        line=line_of(body),
+        idempotency_key=idempotency_key,
+    )
+    if event is None:
+        raise StepRefused("inget fakturaunderlag: ingen annan part ska faktureras i det här ärendet")
+    if not created:
+        response.status_code = 200
+    return event_out(event)
+
+
+@router.post(
+    "/cases/{case_id}/events/{event_id}/corrections",
+    response_model=EventOut,
+    status_code=201,
+    tags=["fakturaunderlag"],
+    summary="Komplettera, rätta eller makulera ett underlag (det gamla sparas och markeras)",
+)
+def correct_event(
+    case_id: str, event_id: int, body: EventCorrectionIn, request: Request, user: UserDep, db: DbDep
+) -> EventOut:
+    event = repo.correct_event(
+        db,
+        repo.Actor.of(user),
+        case_id,
+        event_id,
+        line=line_of(body.line) if body.line else None,
+        reason=body.reason,
+        today=request.app.state.clock.today(),
+    )
+    return event_out(event)
+
+
+@router.post("/cases/{case_id}/completion", response_model=CaseOut, tags=["ärenden"])
+def complete_case(
+    case_id: str, body: CaseCompletionIn, request: Request, user: UserDep, db: DbDep
+) -> CaseOut:
+    """Add the facts the decision was missing and decide again; the earlier decision is kept."""
+    record = repo.complete_case(
+        db, request.app.state.engine, repo.Actor.of(user), case_id, body.case, reason=body.reason
+    )
+    return case_out(record, user)
+
+
+@router.get("/cases/{case_id}/decisions", response_model=list[DecisionHistoryOut], tags=["ärenden"])
+def decision_history(case_id: str, user: UserDep, db: DbDep) -> list[DecisionHistoryOut]:
+    rows = repo.decision_history(db, repo.Actor.of(user), case_id)
+    return [
+        DecisionHistoryOut(
+            at=r.at, case=r.case_json, decision=Decision.model_validate(r.decision_json), reason=r.reason
+        )
+        for r in rows
+    ]
 
 
 @router.get("/payment-commitments", response_model=list[CommitmentOut], tags=["betalningsförbindelser"])
@@ -170,6 +286,7 @@ def list_commitments(
     "/payment-commitments", response_model=CommitmentOut, status_code=201, tags=["betalningsförbindelser"]
 )
 def create_commitment(body: CommitmentIn, user: UserDep, db: DbDep) -> CommitmentOut:
+    """Register the commitment the paying region issued, and with it the step (one transaction)."""
     row = repo.register_commitment(
         db,
         repo.Actor.of(user),
@@ -187,34 +304,8 @@ def create_commitment(body: CommitmentIn, user: UserDep, db: DbDep) -> Commitmen
 def list_events(
     user: UserDep, db: DbDep, case_id: Annotated[str | None, Query(max_length=36)] = None
 ) -> list[EventOut]:
-    return [
-        EventOut.model_validate(e, from_attributes=True)
-        for e in repo.list_events(db, repo.Actor.of(user), case_id)
-    ]
-
-
-@router.post(
-    "/events",
-    response_model=EventOut,
-    status_code=201,
-    tags=["fakturaunderlag"],
-    responses={200: {"model": EventOut, "description": "Samma idempotency_key: den sparade händelsen"}},
-)
-def create_event(body: EventIn, response: Response, user: UserDep, db: DbDep) -> EventOut:
-    event, created = repo.create_event(
-        db,
-        repo.Actor.of(user),
-        body.case_id,
-        idempotency_key=body.idempotency_key,
-        kind=body.kind,
-        occurred_on=body.occurred_on,
-        amount_sek=body.amount_sek,
-        quantity=body.quantity,
-        product_name=body.product_name,
-    )
-    if not created:
-        response.status_code = 200
-    return EventOut.model_validate(event, from_attributes=True)
+    """Every event, superseded ones too (``superseded_by`` says by which)."""
+    return [event_out(e, by) for e, by in repo.list_events(db, repo.Actor.of(user), case_id)]
 
 
 @router.get("/audit", response_model=list[AuditOut], tags=["granskningslogg"])

@@ -104,6 +104,7 @@ DOMAIN_ERRORS: dict[type[Exception], int] = {
     repo.Forbidden: 403,
     repo.NotFound: 404,
     repo.StepRefused: 409,
+    repo.BadLine: 422,
     api.FieldError: 422,
 }
 

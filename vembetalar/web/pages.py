@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from decimal import Decimal, InvalidOperation
+import re
+import uuid
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -33,7 +35,7 @@ from vembetalar.security import (
 )
 from vembetalar.store import repo
 from vembetalar.store.models import User
-from vembetalar.store.repo import STEPS, StepRefused
+from vembetalar.store.repo import BadLine, EventLine, StepRefused
 from vembetalar.web.api import audit_csv
 from vembetalar.web.auth import Principal, check_csrf, csrf_token, get_db, page_user
 from vembetalar.web.forms import (
@@ -46,6 +48,7 @@ from vembetalar.web.forms import (
     form_fields,
 )
 from vembetalar.web.schemas import AuditOut
+from vembetalar.workflow import STATE_NAMES, allowed, label, line_step, offers, plan
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
@@ -71,7 +74,8 @@ templates.env.globals.update(
     output_names=OUTPUT_NAMES,
     open_text=OPEN,
     not_needed_text=NOT_NEEDED,
-    step_names=STEPS,
+    step_names=STATE_NAMES,
+    step_label=label,
     role_names=ROLE_NAMES,
 )
 router = APIRouter(include_in_schema=False)
@@ -150,7 +154,7 @@ def case_list(
 ) -> HTMLResponse:
     status = status if status in ("decided", "no_agreement", "incomplete") else None
     kind = kind if kind in KIND_NAMES else None
-    state = state if state in STEPS else None
+    state = state if state in STATE_NAMES else None
     rows = repo.list_cases(db, repo.Actor.of(user), status=status, kind=kind, state=state)
     return render(
         request,
@@ -246,91 +250,219 @@ async def create_case(request: Request, user: UserDep, db: DbDep) -> Response:
 
 @router.get("/cases/{case_id}", response_class=HTMLResponse)
 def case_detail(
-    request: Request, case_id: str, user: UserDep, db: DbDep, error: str | None = None
+    request: Request,
+    case_id: str,
+    user: UserDep,
+    db: DbDep,
+    error: str | None = None,
+    status_code: int = 200,
+    values: dict[str, str] | None = None,
 ) -> HTMLResponse:
+    """The case with its plan: what is done, what comes next and why the rest waits. Only the
+    steps this user may take now are offered, as the workflow says."""
     actor = repo.Actor.of(user)
     record = repo.get_case(db, actor, case_id)
     decision = Decision.model_validate(record.decision_json)
-    done = {s.step for s in record.steps}
-    delivery = "dispensed" if record.kind == "drug_exception" else "delivered"
-    # Offer only the steps that can be taken now, in the agreement's order.
-    next_steps = []
-    waiting_for = None
-    open_steps = decision.prior_contact_required is None or decision.payment_commitment_required is None
-    if record.status == "decided" and can(user.role, "case.step") and not open_steps:
-        if decision.prior_contact_required and "contacted" not in done:
-            next_steps.append("contacted")
-        elif decision.payment_commitment_required and "commitment_registered" not in done:
-            waiting_for = "commitment_registered"
-        elif delivery not in done:
-            next_steps.append(delivery)
+    events = repo.list_events(db, actor, case_id) if can(user.role, "event.read") else []
+    view = repo.view_of(record, has_events=any(by is None and not e.cancelled for e, by in events))
     return render(
         request,
         "case_detail.html",
+        status_code,
         case=record,
         decision=decision,
         patient_id=patient_id_for(user.role, record.patient_id),
-        next_steps=next_steps,
-        waiting_for=waiting_for,
+        plan=plan(view),
+        offers=offers(view, organisation=user.organisation_id, role=user.role),
+        can_correct=allowed(view, "event_corrected", organisation=user.organisation_id, role=user.role),
+        line_step=line_step(record.kind),
         commitments=repo.list_commitments(db, actor, case_id),
-        events=repo.list_events(db, actor, case_id) if can(user.role, "event.read") else [],
-        can_commit=can(user.role, "commitment.create")
-        and decision.payment_commitment_required
-        and "commitment_registered" not in done,
+        events=events,
         error=error,
+        values=values or {},
+        new_key=str(uuid.uuid4()),
         today=request.app.state.clock.today().isoformat(),
+    )
+
+
+def _refused(
+    request: Request, case_id: str, user: Principal, db: Session, exc: Exception, form: dict[str, str]
+) -> HTMLResponse:
+    status = 422 if isinstance(exc, BadLine) else 409
+    return case_detail(request, case_id, user, db, error=str(exc), status_code=status, values=form)
+
+
+_AMOUNT = re.compile(r"[0-9]{1,10}([.,][0-9]{1,2})?")
+_QUANTITY = re.compile(r"[0-9]{1,9}([.,][0-9]{1,3})?")
+
+
+def _decimal(form: dict[str, str], name: str, pattern: re.Pattern[str], example: str) -> Decimal | None:
+    """A non-negative number typed in a form ("1 840,50"): anything else names the field."""
+    text = form.get(name, "").replace(" ", "").replace("\u00a0", "")
+    if not text:
+        return None
+    if not pattern.fullmatch(text):
+        raise BadLine(f"{name}: skriv ett tal som {example}")
+    return Decimal(text.replace(",", "."))
+
+
+def _line(form: dict[str, str]) -> EventLine:
+    try:
+        occurred_on = dt.date.fromisoformat(form.get("occurred_on", ""))
+    except ValueError:
+        raise BadLine("occurred_on: ange datum som ÅÅÅÅ-MM-DD") from None
+    varunummer = form.get("varunummer", "").strip() or None
+    if varunummer is not None and not re.fullmatch(r"[0-9]{6}", varunummer):
+        raise BadLine("varunummer: sex siffror")
+    text = {
+        k: (form.get(k, "").strip()[:200] or None) for k in ("product_name", "prescriber_name", "unit_name")
+    }
+    return EventLine(
+        occurred_on=occurred_on,
+        quantity=_decimal(form, "quantity", _QUANTITY, "2 eller 2,5"),
+        unit_price_sek=_decimal(form, "unit_price_sek", _AMOUNT, "1840,50"),
+        amount_sek=_decimal(form, "amount_sek", _AMOUNT, "1840,50"),
+        varunummer=varunummer,
+        diarienummer=form.get("diarienummer", "").strip()[:100] or None,
+        **text,
     )
 
 
 @router.post("/cases/{case_id}/steps", response_class=HTMLResponse)
 async def case_step(request: Request, case_id: str, user: UserDep, db: DbDep) -> Response:
     form = await _form(request)
+    step = form.get("step", "")
     try:
+        line = _line(form) if step in ("dispensed", "delivered") and form.get("occurred_on") else None
         repo.add_step(
             db,
             repo.Actor.of(user),
             case_id,
-            form.get("step", ""),
-            form.get("note") or None,
+            step,
+            form.get("note", "").strip()[:2000] or None,
+            today=request.app.state.clock.today(),
+            line=line,
+            idempotency_key=form.get("idempotency_key", "")[:120] or None,
+        )
+    except (StepRefused, BadLine) as exc:
+        return _refused(request, case_id, user, db, exc, form)
+    return RedirectResponse(f"/cases/{case_id}", status_code=303)
+
+
+@router.post("/cases/{case_id}/events/{event_id}/corrections", response_class=HTMLResponse)
+async def event_correction(
+    request: Request, case_id: str, event_id: int, user: UserDep, db: DbDep
+) -> Response:
+    form = await _form(request)
+    try:
+        line = None if form.get("cancel") == "true" else _line(form)
+        repo.correct_event(
+            db,
+            repo.Actor.of(user),
+            case_id,
+            event_id,
+            line=line,
+            reason=form.get("reason", "")[:2000],
             today=request.app.state.clock.today(),
         )
-    except StepRefused as exc:
-        return case_detail(request, case_id, user, db, error=str(exc))
+    except (StepRefused, BadLine) as exc:
+        return _refused(request, case_id, user, db, exc, form)
     return RedirectResponse(f"/cases/{case_id}", status_code=303)
 
 
 @router.post("/cases/{case_id}/commitments", response_class=HTMLResponse)
 async def case_commitment(request: Request, case_id: str, user: UserDep, db: DbDep) -> Response:
+    """The commitment and its step in one transaction: a refusal stores nothing."""
     form = await _form(request)
-    actor = repo.Actor.of(user)
     try:
-        amount = Decimal(form.get("amount_ceiling_sek", "").replace(" ", "").replace(",", "."))
-        valid_from = dt.date.fromisoformat(form.get("valid_from", ""))
-        valid_to = dt.date.fromisoformat(form.get("valid_to", ""))
-    except (InvalidOperation, ValueError):
-        return case_detail(request, case_id, user, db, error="Ange belopp och giltighetsdatum (ÅÅÅÅ-MM-DD).")
-    document = form.get("document_reference", "").strip()
-    if not document:
-        return case_detail(
-            request, case_id, user, db, error="document_reference: ange dokumentets diarienummer."
-        )
-    record = repo.get_case(db, actor, case_id, log=False)
-    try:
+        amount = _decimal(form, "amount_ceiling_sek", _AMOUNT, "85 000,00")
+        if amount is None:
+            raise BadLine("amount_ceiling_sek: ange högsta belopp")
+        try:
+            valid_from = dt.date.fromisoformat(form.get("valid_from", ""))
+            valid_to = dt.date.fromisoformat(form.get("valid_to", ""))
+        except ValueError:
+            raise BadLine("valid_from/valid_to: ange giltighetsdatum som ÅÅÅÅ-MM-DD") from None
+        document = form.get("document_reference", "").strip()
+        if not document or len(document) > 100:
+            raise BadLine("document_reference: ange dokumentets diarienummer (högst 100 tecken)")
         repo.register_commitment(
             db,
-            actor,
+            repo.Actor.of(user),
             case_id,
-            issuer=record.payer or "",
+            issuer=None,
             amount_ceiling_sek=amount,
             valid_from=valid_from,
             valid_to=valid_to,
             document_reference=document,
         )
-        repo.add_step(
-            db, actor, case_id, "commitment_registered", document, today=request.app.state.clock.today()
+    except (StepRefused, BadLine) as exc:
+        return _refused(request, case_id, user, db, exc, form)
+    return RedirectResponse(f"/cases/{case_id}", status_code=303)
+
+
+def _form_values(facts: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """A stored Case as the new-case form's inputs (dotted names, text values)."""
+    values: dict[str, str] = {}
+    for key, value in facts.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            values.update(_form_values(value, f"{name}."))
+        elif isinstance(value, bool):
+            values[name] = "true" if value else "false"
+        elif value is not None:
+            values[name] = str(value)
+    return values
+
+
+def _completion_page(
+    request: Request,
+    user: Principal,
+    record: Any,
+    values: dict[str, str],
+    status_code: int = 200,
+    **extra: Any,
+) -> HTMLResponse:
+    known = _form_values(record.case_json)
+    return _new_case_page(
+        request,
+        user,
+        record.kind,
+        values,
+        status_code,
+        completing=record,
+        locked=sorted(k for k in known if k not in ("kind",)),
+        **extra,
+    )
+
+
+@router.get("/cases/{case_id}/complete", response_class=HTMLResponse)
+def complete_form(request: Request, case_id: str, user: UserDep, db: DbDep) -> HTMLResponse:
+    """The case's facts in the new-case form: the known ones fixed, the missing ones to fill in."""
+    record = repo.get_case(db, repo.Actor.of(user), case_id)
+    return _completion_page(request, user, record, _form_values(record.case_json))
+
+
+@router.post("/cases/{case_id}/complete", response_class=HTMLResponse)
+async def complete(request: Request, case_id: str, user: UserDep, db: DbDep) -> Response:
+    form = await _form(request)
+    actor = repo.Actor.of(user)
+    record = repo.get_case(db, actor, case_id, log=False)
+    values = {**form, **_form_values(record.case_json)}  # known facts are not the form's to change
+    try:
+        case = case_from_form({**values, "kind": record.kind}, request.app.state.clock.today())
+        repo.complete_case(
+            db,
+            request.app.state.engine,
+            actor,
+            case_id,
+            case,
+            reason=form.get("reason", "").strip()[:2000] or None,
         )
-    except StepRefused as exc:
-        return case_detail(request, case_id, user, db, error=str(exc))
+    except (BadCase, BadLine, StepRefused) as exc:
+        return _completion_page(
+            request, user, record, values, 422 if not isinstance(exc, StepRefused) else 409, error=str(exc)
+        )
     return RedirectResponse(f"/cases/{case_id}", status_code=303)
 
 

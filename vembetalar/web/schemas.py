@@ -169,9 +169,71 @@ class CaseCreate(_In):
     note: StrictStr | None = Field(default=None, max_length=2000)
 
 
+class EventLineIn(_In):
+    """One dispensing or delivered order line, as the invoice must show it (seed 000 bilaga 2–3:
+    benämning, varunummer, kvantitet, à-pris och belopp; prescriber and unit). Give the amount, or
+    quantity and à-pris (the amount is then computed); all three must agree."""
+
+    occurred_on: IsoDate = Field(description="Expedierings- eller leveransdag; inte i framtiden")
+    quantity: Quantity | None = None
+    unit_price_sek: Amount | None = None
+    amount_sek: Amount | None = None
+    product_name: str | None = Field(default=None, max_length=200)
+    varunummer: str | None = Field(default=None, pattern=r"^[0-9]{6}$", description="Varunummer, sex siffror")
+    prescriber_name: str | None = Field(default=None, max_length=200, description="Förskrivarens namn")
+    unit_name: str | None = Field(
+        default=None, max_length=200, description="Arbetsplats, remitterande eller ordinerande enhet"
+    )
+    diarienummer: str | None = Field(default=None, max_length=100)
+
+
 class StepIn(_In):
-    step: Literal["contacted", "commitment_registered", "dispensed", "delivered"]
-    note: StrictStr | None = Field(default=None, max_length=2000)
+    step: Literal["contacted", "dispensed", "delivered", "closed", "withdrawn"] = Field(
+        description="Betalningsförbindelse registreras med POST /api/v1/payment-commitments"
+    )
+    note: StrictStr | None = Field(
+        default=None, max_length=2000, description="Skäl krävs för closed/withdrawn"
+    )
+    line: EventLineIn | None = Field(default=None, description="För dispensed/delivered när någon faktureras")
+    idempotency_key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=120,
+        description="Samma nyckel igen inom ärendet ger samma underlag (gäller bara detta ärende)",
+    )
+
+
+class EventCorrectionIn(_In):
+    """Complete or correct an event by one that supersedes it, or cancel it (``cancel``)."""
+
+    reason: str = Field(min_length=1, max_length=2000)
+    line: EventLineIn | None = None
+    cancel: bool = False
+
+    @model_validator(mode="after")
+    def _one_of(self) -> EventCorrectionIn:
+        if (self.line is None) == (not self.cancel):
+            raise PydanticCustomError("line_or_cancel", "ange antingen line (rättelse) eller cancel: true")
+        return self
+
+
+class CaseCompletionIn(_In):
+    case: CaseIn
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class PlannedStepOut(BaseModel):
+    step: str
+    label: str
+    mark: Literal["done", "next", "waiting", "optional", "not_needed"]
+    why: str | None
+
+
+class DecisionHistoryOut(BaseModel):
+    at: UtcDateTime
+    case: dict[str, Any]
+    decision: Decision
+    reason: str | None
 
 
 class StepOut(BaseModel):
@@ -200,6 +262,8 @@ class CaseOut(BaseModel):
     case: dict[str, Any]
     decision: Decision
     steps: list[StepOut]
+    plan: list[PlannedStepOut] = Field(description="Stegen i avtalets ordning: gjort, nästa, väntar")
+    offers: list[str] = Field(description="Steg som den här användaren kan ta nu")
 
 
 class CaseSummary(BaseModel):
@@ -234,16 +298,6 @@ class CommitmentOut(BaseModel):
     created_at: UtcDateTime
 
 
-class EventIn(_In):
-    case_id: StrictStr
-    idempotency_key: str = Field(min_length=1, max_length=120)
-    kind: Literal["dispensed", "delivered", "ordered"]
-    occurred_on: IsoDate
-    amount_sek: Amount | None = None
-    quantity: Quantity | None = None
-    product_name: str | None = Field(default=None, max_length=200)
-
-
 class EventOut(BaseModel):
     id: int
     idempotency_key: str
@@ -254,7 +308,16 @@ class EventOut(BaseModel):
     recipient: str | None
     amount_sek: Decimal | None
     quantity: Decimal | None
+    unit_price_sek: Decimal | None
     product_name: str | None
+    varunummer: str | None
+    prescriber_name: str | None
+    unit_name: str | None
+    diarienummer: str | None
+    supersedes_id: int | None
+    cancelled: bool
+    reason: str | None
+    superseded_by: int | None = Field(description="Underlaget som ersatte detta (null: gäller)")
     created_at: UtcDateTime
 
 

@@ -1,0 +1,379 @@
+"""The case's steps: which it needs, in what order, who may take each, what must precede billing.
+
+One pure module, driven by the Decision alone (no web, no database): the store asks it before it
+writes, the API and the pages ask it what to offer. Keeping the rules here means the desk cannot
+offer a step that the store would refuse, or the other way round.
+
+The agreements give the steps to the party that treats or prescribes — the organisation that
+took the case. It registers the contact with the paying region, the payment commitment the home
+region issued ("Hemregionen ska utfärda en betalningsförbindelse. Den förskrivande enheten ska
+spara den." — seed 001), and every dispensing or delivery. The payer reads; it does not drive
+the invoicer's work.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Literal
+
+from vembetalar.model import codes
+from vembetalar.model.decision import Decision
+from vembetalar.security import can
+
+
+class Forbidden(PermissionError):
+    """This user may not take the step: wrong role, or not the party the agreement gives it to."""
+
+
+class StepRefused(ValueError):
+    """The step cannot be taken now; the message says what must come first."""
+
+
+#: Steps a user takes. ``dispensed`` and ``delivered`` repeat (a drug is dispensed many times; an
+#: order has several lines); the rest are taken at most once. ``closed`` and ``withdrawn`` end a
+#: case, so they share one slot (``ENDED``) that the database keeps unique.
+USER_STEPS = ("contacted", "commitment_registered", "dispensed", "delivered", "closed", "withdrawn")
+REPEATABLE = frozenset({"dispensed", "delivered", "completed", "event_corrected"})
+ENDED = "ended"
+LINE_STEPS = frozenset({"dispensed", "delivered"})
+
+#: Every step with the words staff use for it (``contacted`` is named after whom was contacted
+#: where the decision says; see ``label``).
+STEP_NAMES: dict[str, str] = {
+    "decided": "Beslut fattat",
+    "completed": "Kompletterat och omprövat",
+    "contacted": "Kontakt tagen",
+    "commitment_registered": "Betalningsförbindelse registrerad",
+    "dispensed": "Expedierat (läkemedel)",
+    "delivered": "Levererat/utlämnat",
+    "event_corrected": "Fakturaunderlag rättat",
+    "closed": "Avslutat",
+    "withdrawn": "Återkallat",
+}
+
+#: What a case's state is called in lists, beyond the step names.
+STATE_NAMES: dict[str, str] = {
+    **STEP_NAMES,
+    "needs_facts": "Uppgifter saknas",
+    "no_agreement": "Inget avtal",
+}
+
+#: Who may take a step, by role; the party check comes on top.
+_STEP_ROLES = {
+    "contacted": "case.step",
+    "commitment_registered": "commitment.create",
+    "dispensed": "case.step",
+    "delivered": "case.step",
+    "closed": "case.create",
+    "withdrawn": "case.create",
+    "completed": "case.create",
+    "event_corrected": "case.step",
+}
+
+Mark = Literal["done", "next", "waiting", "optional", "not_needed"]
+
+
+@dataclass(frozen=True)
+class CaseView:
+    """What the workflow needs to know about a stored case."""
+
+    kind: str
+    decision: Decision
+    #: The organisation that took the case: the treating or prescribing unit.
+    owner: str
+    #: Steps taken, oldest first.
+    done: tuple[str, ...]
+    has_commitment: bool = False
+    has_events: bool = False
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    step: str
+    label: str
+    mark: Mark
+    why: str | None = None
+
+
+def line_step(kind: str) -> str:
+    """Drugs are dispensed (expedierade); everything else is delivered or handed out."""
+    return "dispensed" if kind == "drug_exception" else "delivered"
+
+
+def label(step: str, decision: Decision | None = None) -> str:
+    """The step's name; a contact is named after whom it is with (the home region, or a named
+    function such as VO Hjälpmedel for a patient abroad)."""
+    if step == "contacted" and decision is not None and decision.contact is not None:
+        return f"Kontakt tagen med {decision.contact.name}"
+    if step == "contacted":
+        return "Hemregionen kontaktad"
+    return STEP_NAMES.get(step, step)
+
+
+def ended(view: CaseView) -> str | None:
+    return next((s for s in reversed(view.done) if s in ("closed", "withdrawn")), None)
+
+
+def needs_facts(decision: Decision) -> bool:
+    """A decision that names missing facts is not "Beslut fattat", whatever its status."""
+    return bool(decision.missing)
+
+
+def state(view: CaseView) -> str:
+    """The one word a case list shows: where the case stands."""
+    if end := ended(view):
+        return end
+    if view.decision.status == "no_agreement":
+        return "no_agreement"
+    if needs_facts(view.decision):
+        return "needs_facts"
+    taken = [s for s in view.done if s not in ("decided", "completed", "event_corrected")]
+    return taken[-1] if taken else "decided"
+
+
+def bills(decision: Decision) -> bool:
+    """Whether a dispensing or delivery creates a billable event: only when someone invoices
+    someone else. Where the payer carries its own cost (no invoicer), nothing is billed."""
+    return decision.payer is not None and decision.invoicer is not None
+
+
+def _party_check(view: CaseView, organisation: str, step: str) -> None:
+    if organisation != view.owner:
+        raise Forbidden(
+            f"steget «{label(step, view.decision)}» tas av den behandlande/förskrivande enheten "
+            f"({codes.party_name(view.owner)}), inte av {codes.party_name(organisation)}"
+        )
+
+
+def _role_check(role: str, step: str) -> None:
+    permission = _STEP_ROLES[step]
+    if not can(role, permission):
+        raise Forbidden(f"rollen {role} får inte göra detta ({permission})")
+
+
+def _waits_for(view: CaseView, output: str) -> StepRefused:
+    missing = ", ".join(view.decision.missing) or "uppgifter"
+    return StepRefused(
+        f"beslutet är inte färdigt: {output} avgörs först när {missing} är ifyllt; komplettera ärendet"
+    )
+
+
+def _before_lines(view: CaseView) -> None:
+    """What the agreement demands before treatment or hand-out, and before anything is billed."""
+    d = view.decision
+    if d.status != "decided":
+        raise StepRefused(
+            "ärendet saknar ett beslut (inget avtal eller uppgifter saknas); komplettera det först"
+        )
+    if "payer" in d.undetermined or "shares" in d.undetermined:
+        raise _waits_for(view, "betalaren")
+    if "invoicer" in d.undetermined:
+        raise _waits_for(view, "vem som fakturerar")
+    if d.prior_contact_required is None:
+        raise _waits_for(view, "om kontakt krävs")
+    if d.payment_commitment_required is None:
+        raise _waits_for(view, "om betalningsförbindelse krävs")
+    if d.prior_contact_required and "contacted" not in view.done:
+        raise StepRefused(
+            f"«{label('contacted', d)}» ska registreras innan behandling eller utlämning "
+            "(avtalet kräver kontakt först)"
+        )
+    if d.payment_commitment_required and "commitment_registered" not in view.done:
+        raise StepRefused("en betalningsförbindelse från betalaren ska registreras först")
+
+
+def check(view: CaseView, step: str, *, organisation: str, role: str) -> None:
+    """Raise ``Forbidden`` (wrong role or party) or ``StepRefused`` (not now) unless the step may
+    be taken. The order of the checks is the order of the answers: who first, then when."""
+    if step not in _STEP_ROLES:
+        raise StepRefused(f"okänt steg {step!r} (tillåtna: {', '.join(USER_STEPS)})")
+    _role_check(role, step)
+    _party_check(view, organisation, step)
+    if end := ended(view):
+        raise StepRefused(f"ärendet är {STEP_NAMES[end].lower()}; inga fler steg kan tas")
+    d = view.decision
+    if step in ("closed", "withdrawn", "completed"):
+        if step == "withdrawn" and view.has_events:
+            raise StepRefused(
+                "ärendet har fakturaunderlag; makulera dem först eller avsluta ärendet i stället"
+            )
+        if step == "completed" and not needs_facts(d) and d.status != "no_agreement":
+            raise StepRefused("beslutet saknar inga uppgifter; det finns inget att komplettera")
+        return
+    if step not in REPEATABLE and step in view.done:
+        raise StepRefused(f"steget «{label(step, d)}» är redan registrerat")
+    if step == "contacted":
+        if d.status == "no_agreement":
+            raise StepRefused("inget avtal gäller; det finns ingen att kontakta enligt avtalet")
+        if d.prior_contact_required is None and d.contact is None:
+            raise _waits_for(view, "om kontakt krävs")
+        if not d.prior_contact_required and d.contact is None:
+            raise StepRefused("beslutet kräver ingen kontakt före behandling eller utlämning")
+        return
+    if step == "commitment_registered":
+        if d.payment_commitment_required is None:
+            raise _waits_for(view, "om betalningsförbindelse krävs")
+        if not d.payment_commitment_required:
+            raise StepRefused("beslutet kräver ingen betalningsförbindelse")
+        if d.prior_contact_required and "contacted" not in view.done:
+            raise StepRefused(f"registrera «{label('contacted', d)}» först")
+        return
+    if step in LINE_STEPS:
+        expected = line_step(view.kind)
+        if step != expected:
+            raise StepRefused(f"för den här ärendetypen registreras «{STEP_NAMES[expected]}»")
+        _before_lines(view)
+        return
+    if step == "event_corrected":
+        return
+
+
+def plan(view: CaseView) -> list[PlannedStep]:
+    """The whole sequence for display: what is done, what comes next, what waits and why."""
+    d = view.decision
+    mark: Mark
+    why: str | None
+    steps: list[PlannedStep] = [PlannedStep("decided", label("decided"), "done")]
+    if needs_facts(d):
+        steps.append(
+            PlannedStep(
+                "completed",
+                label("completed"),
+                "next",
+                f"uppgifter saknas: {', '.join(d.missing)}",
+            )
+        )
+    if d.status == "no_agreement":
+        return steps
+    if d.prior_contact_required is None:
+        steps.append(
+            PlannedStep("contacted", label("contacted", d), "waiting", "avgörs när uppgifterna finns")
+        )
+    elif d.prior_contact_required:
+        steps.append(PlannedStep("contacted", label("contacted", d), _mark(view, "contacted")))
+    elif d.contact is not None:
+        steps.append(PlannedStep("contacted", label("contacted", d), _mark(view, "contacted", optional=True)))
+    if d.payment_commitment_required is None:
+        steps.append(
+            PlannedStep(
+                "commitment_registered",
+                label("commitment_registered"),
+                "waiting",
+                "avgörs när uppgifterna finns",
+            )
+        )
+    elif d.payment_commitment_required:
+        mark = _mark(view, "commitment_registered")
+        why = None
+        if mark == "next" and d.prior_contact_required and "contacted" not in view.done:
+            mark, why = "waiting", f"tas efter «{label('contacted', d)}»"
+        steps.append(PlannedStep("commitment_registered", label("commitment_registered"), mark, why))
+    line = line_step(view.kind)
+    try:
+        _before_lines(view)
+        mark = "done" if line in view.done else "next"
+        why = None if bills(d) else "inget fakturaunderlag skapas: ingen annan part ska faktureras"
+    except StepRefused as exc:
+        mark, why = "waiting", str(exc)
+    steps.append(PlannedStep(line, label(line), mark, why))
+    return steps
+
+
+def _mark(view: CaseView, step: str, *, optional: bool = False) -> Mark:
+    if step in view.done:
+        return "done"
+    return "optional" if optional else "next"
+
+
+def allowed(view: CaseView, step: str, *, organisation: str, role: str) -> bool:
+    try:
+        check(view, step, organisation=organisation, role=role)
+    except (Forbidden, StepRefused):
+        return False
+    return True
+
+
+def offers(view: CaseView, *, organisation: str, role: str) -> list[str]:
+    """The steps this user may take now, in the agreement's order (what the page shows as buttons)."""
+    candidates: Sequence[str] = (
+        "completed",
+        "contacted",
+        "commitment_registered",
+        line_step(view.kind),
+        "closed",
+        "withdrawn",
+    )
+    allowed = []
+    for step in candidates:
+        try:
+            check(view, step, organisation=organisation, role=role)
+        except (Forbidden, StepRefused):
+            continue
+        allowed.append(step)
+    return allowed
+
+
+class BadLine(ValueError):
+    """An invoice line that cannot be right (a field's value); the message names the field."""
+
+
+@dataclass(frozen=True)
+class EventLine:
+    """What one dispensing or delivered order line must say for the invoice the agreement
+    describes: date, product name, varunummer, quantity, à-pris and amount, prescriber and unit
+    (seed 000 bilaga 2–3, seed 004), and the diarienummer where bilaga 1 asks for it. Fields may
+    be missing — billing lists what an invoice still lacks — but never wrong."""
+
+    occurred_on: dt.date
+    amount_sek: Decimal | None = None
+    quantity: Decimal | None = None
+    unit_price_sek: Decimal | None = None
+    product_name: str | None = None
+    varunummer: str | None = None
+    prescriber_name: str | None = None
+    unit_name: str | None = None
+    diarienummer: str | None = None
+
+
+ÖRE = Decimal("0.01")
+
+
+def line_amount(line: EventLine) -> Decimal:
+    """The line's own amount: given, or quantity × à-pris; when all three are given they agree."""
+    computed = None
+    if line.quantity is not None and line.unit_price_sek is not None:
+        computed = (line.quantity * line.unit_price_sek).quantize(ÖRE, ROUND_HALF_UP)
+    if line.amount_sek is None:
+        if computed is None:
+            raise BadLine("amount_sek: ange belopp, eller antal och à-pris")
+        return computed
+    if computed is not None and computed != line.amount_sek:
+        raise BadLine(
+            f"amount_sek: {line.amount_sek} kr stämmer inte med antal × à-pris "
+            f"({line.quantity} × {line.unit_price_sek} = {computed} kr)"
+        )
+    return line.amount_sek
+
+
+def check_line_date(
+    occurred_on: dt.date, *, case_date: dt.date, today: dt.date, ended_on: dt.date | None
+) -> None:
+    """A dispensing or delivery lies within the case's life: not before its date, not after it
+    ended, never in the future."""
+    if occurred_on > today:
+        raise BadLine(f"occurred_on: {occurred_on} ligger i framtiden")
+    if occurred_on < case_date:
+        raise BadLine(f"occurred_on: {occurred_on} ligger före ärendets datum {case_date}")
+    if ended_on is not None and occurred_on > ended_on:
+        raise BadLine(f"occurred_on: {occurred_on} ligger efter att ärendet avslutades {ended_on}")
+
+
+def check_ceiling(total_after: Decimal, ceiling: Decimal | None) -> None:
+    """The sum of a case's current events never exceeds the registered commitment's ceiling."""
+    if ceiling is not None and total_after > ceiling:
+        raise StepRefused(
+            f"beloppet skulle ge {total_after} kr för ärendet, över betalningsförbindelsens tak {ceiling} kr"
+        )
