@@ -108,12 +108,26 @@ def create(client: TestClient, case: dict[str, Any], **extra: Any) -> dict[str, 
     return body
 
 
-def step(client: TestClient, case_id: str, name: str) -> httpx.Response:
-    return client.post(f"{API}/cases/{case_id}/steps", json={"step": name})
+#: One dispensing or delivery line, as the desk's forms send it.
+LINE = {
+    "occurred_on": TODAY.isoformat(),
+    "quantity": "1",
+    "unit_price_sek": "1840.50",
+    "varunummer": "123456",
+}
 
 
-def take(client: TestClient, case_id: str, name: str) -> dict[str, Any]:
-    response = step(client, case_id, name)
+def step(client: TestClient, case_id: str, name: str, **body: Any) -> httpx.Response:
+    """Take a step; a dispensing or delivery carries LINE unless the test gives its own."""
+    if name in ("dispensed", "delivered"):
+        body.setdefault("line", LINE)
+    if name in ("closed", "withdrawn"):
+        body.setdefault("note", "klart")
+    return client.post(f"{API}/cases/{case_id}/steps", json={"step": name, **body})
+
+
+def take(client: TestClient, case_id: str, name: str, **body: Any) -> dict[str, Any]:
+    response = step(client, case_id, name, **body)
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
@@ -153,23 +167,17 @@ def commitment(case_id: str, issuer: str, **overrides: Any) -> dict[str, Any]:
         "case_id": case_id,
         "issuer": issuer,
         "amount_ceiling_sek": "8000",
-        "valid_from": "2025-10-01",
+        "valid_from": "2025-09-01",
         "valid_to": "2025-12-31",
         "document_reference": "RV-2025-1234",
         **overrides,
     }
 
 
-def event(case_id: str, key: str, **overrides: Any) -> dict[str, Any]:
-    return {
-        "case_id": case_id,
-        "idempotency_key": key,
-        "kind": "dispensed",
-        "occurred_on": "2025-09-16",
-        "amount_sek": "1840.50",
-        "quantity": "1",
-        **overrides,
-    }
+def post_line(client: TestClient, case_id: str, key: str | None = None, **overrides: Any) -> httpx.Response:
+    """A dispensing/delivery line through ``POST /cases/{id}/events`` (``key``: idempotency key)."""
+    params = {"idempotency_key": key} if key is not None else {}
+    return client.post(f"{API}/cases/{case_id}/events", params=params, json={**LINE, **overrides})
 
 
 def login(client: TestClient, username: str, password: str = PASSWORD) -> httpx.Response:
@@ -320,7 +328,7 @@ def test_decision_refuses_bad_input_naming_the_field(shared_desk: Desk, change: 
     assert_error(response, 422, f"{field}:")
 
 
-@pytest.mark.parametrize("path", ["/decisions", "/cases", "/events", "/payment-commitments"])
+@pytest.mark.parametrize("path", ["/decisions", "/cases", "/payment-commitments"])
 def test_malformed_json_is_400(shared_desk: Desk, path: str) -> None:
     response = shared_desk.api("lakare.vgr").post(
         f"{API}{path}", content=b'{"date": "2025-09-15", ', headers={"content-type": "application/json"}
@@ -435,15 +443,17 @@ def test_case_list_filters(desk: Desk) -> None:
     assert listed_ids(client, kind="nutrition_product") == [none]
     assert set(listed_ids(client, kind="assistive_device")) == {incomplete}
     assert listed_ids(client, payer="region:13") == [decided]
-    assert listed_ids(client, state="billable") == [decided]
-    assert set(listed_ids(client, state="decided")) == {none, incomplete}
+    assert listed_ids(client, state="dispensed") == [decided]
+    assert listed_ids(client, state="no_agreement") == [none]
+    assert listed_ids(client, state="needs_facts") == [incomplete]
+    assert listed_ids(client, state="decided") == []
     assert listed_ids(client, status="decided", kind="medtech_product") == []
     first, second = listed_ids(client, limit=1), listed_ids(client, limit=1, offset=1)
     assert len(first) == len(second) == 1 and first != second
     assert listed_ids(client, offset=3) == []
 
     summary = client.get(f"{API}/cases", params={"status": "decided"}).json()[0]
-    assert summary["payer"] == "region:13" and summary["state"] == "billable"
+    assert summary["payer"] == "region:13" and summary["state"] == "dispensed"
 
 
 @pytest.mark.parametrize(
@@ -478,7 +488,7 @@ def test_other_organisations_cannot_see_a_vgr_halland_case(desk: Desk) -> None:
         assert_error(client.get(f"{API}/cases/{case_id}"), 404)
         assert case_id not in listed_ids(client)
         assert_error(step(client, case_id, "contacted"), 404)
-        assert_error(client.post(f"{API}/events", json=event(case_id, f"{outsider}-1")), 404)
+        assert_error(post_line(client, case_id, f"{outsider}-1"), 404)
         assert client.get(f"{API}/events").json() == []
         assert client.get(f"{API}/events", params={"case_id": case_id}).json() == []
         assert client.get(f"{API}/payment-commitments", params={"case_id": case_id}).json() == []
@@ -598,15 +608,21 @@ def test_roles_that_cannot_take_steps_register_commitments_or_bill(desk: Desk) -
     for username in ("lakemedel.vgr", "admin.vgr"):
         client = desk.api(username)
         assert_error(step(client, case_id, "dispensed"), 403)
-        assert_error(client.post(f"{API}/events", json=event(case_id, username)), 403)
+        assert_error(post_line(client, case_id, username), 403)
         assert_error(client.post(f"{API}/payment-commitments", json=commitment(case_id, "region:13")), 403)
     mas = desk.api("mas.karlstad")
     karlstad_id = create(mas, KARLSTAD_SPECIAL_HOUSING)["id"]
     assert_error(mas.post(f"{API}/payment-commitments", json=commitment(karlstad_id, "region:17")), 403)
     assert events_of(vgr, case_id) == []
     assert vgr.get(f"{API}/payment-commitments").json() == []
-    # The paying region's invoice clerk may.
-    assert take(desk.api("faktura.halland"), case_id, "dispensed")["state"] == "billable"
+    # The paying region's invoice clerk sees the case but does not drive the invoicer's work.
+    halland = desk.api("faktura.halland")
+    for name in ("dispensed", "contacted"):
+        assert_error(step(halland, case_id, name), 403, "steget")
+    assert_error(step(halland, case_id, "closed"), 403)
+    assert_error(post_line(halland, case_id), 403)
+    assert events_of(vgr, case_id) == []
+    assert take(vgr, case_id, "dispensed")["state"] == "dispensed"
 
 
 # -- steps ----------------------------------------------------------------------------------------
@@ -623,31 +639,40 @@ def test_home_region_must_be_contacted_when_nt_council_advised_against(desk: Des
     assert take(client, case["id"], "contacted")["state"] == "contacted"
     assert_error(step(client, case["id"], "contacted"), 409)  # not twice
     done = take(client, case["id"], "dispensed")
-    assert done["state"] == "billable"
-    assert [s["step"] for s in done["steps"]] == ["decided", "contacted", "dispensed", "billable"]
+    assert done["state"] == "dispensed"
+    assert [s["step"] for s in done["steps"]] == ["decided", "contacted", "dispensed"]
+    assert done["steps"][1]["label"] == "Kontakt tagen med Region Halland"
     assert all(s["by"] == "lakare.vgr" for s in done["steps"])
 
 
 def test_hearing_aid_in_skane_needs_a_payment_commitment_before_delivery(desk: Desk) -> None:
     client = desk.api("hjalpmedel.skane")
-    case = create(client, HEARING_AID_IN_SKANE, product_name="Hörapparat X")
+    case = create(client, {**HEARING_AID_IN_SKANE, "date": "2025-09-01"}, product_name="Hörapparat X")
     case_id = case["id"]
     assert case["decision"]["payment_commitment_required"] is True
     assert (case["payer"], case["invoicer"]) == ("region:17", "region:12")
+    assert [(p["step"], p["mark"]) for p in case["plan"]] == [
+        ("decided", "done"),
+        ("contacted", "next"),
+        ("commitment_registered", "waiting"),
+        ("delivered", "waiting"),
+    ]
 
+    assert_error(client.post(f"{API}/payment-commitments", json=commitment(case_id, "region:17")), 409)
     take(client, case_id, "contacted")
     assert_error(step(client, case_id, "delivered"), 409)  # no commitment yet
-    assert_error(step(client, case_id, "commitment_registered"), 409)  # nothing registered to point at
+    # The step comes with the commitment itself, never on its own.
+    assert_error(step(client, case_id, "commitment_registered"), 422, "step:")
 
-    # Only the payer issues the commitment.
+    # Only the payer issues the commitment, and a refused one stores nothing.
     for issuer in ("region:12", "region:13"):
         wrong = client.post(f"{API}/payment-commitments", json=commitment(case_id, issuer))
-        assert_error(wrong, 409, "issuer:")
+        assert_error(wrong, 422, "issuer:")
     assert_error(
         client.post(
-            f"{API}/payment-commitments", json=commitment(case_id, "region:17", valid_to="2025-09-01")
+            f"{API}/payment-commitments", json=commitment(case_id, "region:17", valid_to="2025-08-01")
         ),
-        (409, 422),
+        422,
         "valid_to:",
     )
     assert_error(client.post(f"{API}/payment-commitments", json=commitment(case_id, "17")), 422, "issuer:")
@@ -666,44 +691,52 @@ def test_hearing_aid_in_skane_needs_a_payment_commitment_before_delivery(desk: D
     assert [(c["id"], c["issuer"], Decimal(c["amount_ceiling_sek"])) for c in listed] == [
         (made.json()["id"], "region:17", Decimal("8000"))
     ]
-    assert_error(step(client, case_id, "delivered"), 409)  # the step is still missing
-    take(client, case_id, "commitment_registered")
+    # One commitment, one step: a second submit is refused and stores nothing.
+    assert_error(client.post(f"{API}/payment-commitments", json=commitment(case_id, "region:17")), 409)
+    assert len(client.get(f"{API}/payment-commitments", params={"case_id": case_id}).json()) == 1
 
     assert_error(step(client, case_id, "dispensed"), 409)  # a hearing aid is delivered, not dispensed
-    done = take(client, case_id, "delivered")
-    assert done["state"] == "billable"
+    line = {**LINE, "quantity": "2", "unit_price_sek": "3600", "product_name": "Hörapparat X"}
+    done = take(client, case_id, "delivered", line=line)
+    assert done["state"] == "delivered"
     assert [s["step"] for s in done["steps"]] == [
         "decided",
         "contacted",
         "commitment_registered",
         "delivered",
-        "billable",
     ]
-    assert_error(step(client, case_id, "delivered"), 409)  # not twice
+    # The ceiling holds: 7 200 kr delivered, 8 000 kr promised, so 1 000 kr more is too much.
+    over = step(client, case_id, "delivered", line={**LINE, "quantity": "1", "unit_price_sek": "1000"})
+    assert_error(over, 409, "beloppet")
+    take(client, case_id, "delivered", line={**LINE, "quantity": "1", "unit_price_sek": "800"})
 
-    (billed,) = events_of(client, case_id)
-    assert (billed["kind"], billed["issuer"], billed["recipient"]) == ("delivered", "region:12", "region:17")
-    assert Decimal(billed["amount_sek"]) == Decimal("7200")
-    assert billed["product_name"] == "Hörapparat X"
+    first, second = events_of(client, case_id)
+    assert (first["kind"], first["issuer"], first["recipient"]) == ("delivered", "region:12", "region:17")
+    assert Decimal(first["amount_sek"]) == Decimal("7200")
+    assert (Decimal(first["quantity"]), Decimal(first["unit_price_sek"])) == (2, 3600)
+    assert first["product_name"] == "Hörapparat X" and first["varunummer"] == "123456"
+    assert Decimal(second["amount_sek"]) == Decimal("800")
     # VGR is no party to it and sees no event.
     assert desk.api("lakare.vgr").get(f"{API}/events").json() == []
 
 
-def test_dispensing_bills_exactly_once_to_the_payer(desk: Desk) -> None:
+def test_each_dispensing_is_one_event_billed_to_the_payer(desk: Desk) -> None:
     client = desk.api("lakare.vgr")
     case_id = create(client, HALLAND_AT_VGR, product_name="Läkemedel Y")["id"]
     assert_error(step(client, case_id, "delivered"), 409)  # a drug is dispensed, not delivered
     assert events_of(client, case_id) == []
 
     take(client, case_id, "dispensed")
-    assert_error(step(client, case_id, "dispensed"), 409)
-    (billed,) = events_of(client, case_id)
-    assert billed["kind"] == "dispensed"
-    assert billed["issuer"] == "region:14"  # the invoicer
-    assert billed["recipient"] == "region:13"  # the payer
-    assert Decimal(billed["amount_sek"]) == Decimal("18400")
-    assert dt.date.fromisoformat(billed["occurred_on"]) == TODAY
-    assert [e["id"] for e in events_of(desk.api("faktura.halland"), case_id)] == [billed["id"]]
+    take(client, case_id, "dispensed", line={**LINE, "quantity": "3", "unit_price_sek": "100.25"})
+    first, second = events_of(client, case_id)
+    assert first["kind"] == "dispensed"
+    assert first["issuer"] == "region:14"  # the invoicer
+    assert first["recipient"] == "region:13"  # the payer
+    assert Decimal(first["amount_sek"]) == Decimal("1840.50")
+    assert Decimal(second["amount_sek"]) == Decimal("300.75")
+    assert first["product_name"] == "Läkemedel Y"  # the case's product where the line names none
+    assert dt.date.fromisoformat(first["occurred_on"]) == TODAY
+    assert [e["id"] for e in events_of(desk.api("faktura.halland"), case_id)] == [first["id"], second["id"]]
 
 
 @on_sqlite
@@ -711,10 +744,12 @@ def test_dispensing_bills_exactly_once_to_the_payer(desk: Desk) -> None:
 def test_no_steps_or_events_without_a_decision(desk: Desk, case: dict[str, Any]) -> None:
     client = desk.api("hjalpmedel.skane")
     case_id = create(client, case)["id"]
-    for name in ("contacted", "commitment_registered", "delivered", "dispensed"):
+    for name in ("contacted", "delivered", "dispensed"):
         assert_error(step(client, case_id, name), 409)
-    assert_error(client.post(f"{API}/events", json=event(case_id, "k")), 409)
-    assert client.get(f"{API}/cases/{case_id}").json()["state"] == "decided"
+    assert_error(post_line(client, case_id, "k"), 409)
+    stored = client.get(f"{API}/cases/{case_id}").json()
+    assert stored["state"] == ("no_agreement" if case is NO_AGREEMENT else "needs_facts")
+    assert "completed" in stored["offers"] and "delivered" not in stored["offers"]
     assert events_of(client, case_id) == []
 
 
@@ -731,28 +766,26 @@ def test_unknown_steps_are_422(shared_desk: Desk, body: dict[str, Any]) -> None:
 # -- billable events ------------------------------------------------------------------------------
 
 
-def test_posting_an_event_is_idempotent(desk: Desk) -> None:
+def test_a_line_is_stored_once_per_idempotency_key_within_its_case(desk: Desk) -> None:
     client = desk.api("lakare.vgr")
     case_id = create(client, HALLAND_AT_VGR)["id"]
-    other_id = create(client, NT_ADVISED_AGAINST)["id"]
+    other_id = create(client, HALLAND_AT_VGR)["id"]
 
-    first = client.post(f"{API}/events", json=event(case_id, "apotek-4711"))
+    first = post_line(client, case_id, "apotek-4711")
     assert first.status_code == 201, first.text
     stored = first.json()
     assert (stored["issuer"], stored["recipient"]) == ("region:14", "region:13")
     assert Decimal(stored["amount_sek"]) == Decimal("1840.50")
 
-    again = client.post(f"{API}/events", json=event(case_id, "apotek-4711"))
-    assert again.status_code == 200, again.text
-    assert again.json()["id"] == stored["id"]
-    # Another user of a party, same key: the same stored event.
-    replay = desk.api("faktura.halland").post(f"{API}/events", json=event(case_id, "apotek-4711"))
-    assert (replay.status_code, replay.json()["id"]) == (200, stored["id"])
+    again = post_line(client, case_id, "apotek-4711")
+    assert (again.status_code, again.json()["id"]) == (200, stored["id"])
+    # The payer cannot replay (or probe) the invoicer's keys.
+    assert_error(post_line(desk.api("faktura.halland"), case_id, "apotek-4711"), 403)
     assert [e["id"] for e in events_of(client, case_id)] == [stored["id"]]
-
-    assert_error(client.post(f"{API}/events", json=event(other_id, "apotek-4711")), 409, "idempotency_key:")
-    assert events_of(client, other_id) == []
-    assert len(client.get(f"{API}/events").json()) == 1
+    # The same key in another case is that case's own.
+    elsewhere = post_line(client, other_id, "apotek-4711")
+    assert elsewhere.status_code == 201 and elsewhere.json()["case_id"] == other_id
+    assert len(client.get(f"{API}/events").json()) == 2
 
 
 @pytest.mark.parametrize(
@@ -760,21 +793,58 @@ def test_posting_an_event_is_idempotent(desk: Desk) -> None:
     [
         ({"amount_sek": -5}, "amount_sek"),
         ({"occurred_on": "2025-13-01"}, "occurred_on"),
-        ({"kind": "billable"}, "kind"),
-        ({"idempotency_key": ""}, "idempotency_key"),
-        ({"case_id": 17}, "case_id"),
         ({"amount_sek": "12,50"}, "amount_sek"),
         ({"occurred_on": "2025-09-16T10:00"}, "occurred_on"),
+        ({"varunummer": "12345"}, "varunummer"),
+        ({"product_name": "x" * 201}, "product_name"),
         ({"extra": True}, "extra"),
+        ({"amount_sek": "100", "quantity": "2", "unit_price_sek": "40"}, "amount_sek"),
+        ({"quantity": None, "unit_price_sek": None}, "amount_sek"),
+        ({"occurred_on": "2025-09-16"}, "occurred_on"),  # tomorrow
+        ({"occurred_on": "2024-12-31"}, "occurred_on"),  # before the case
     ],
 )
-def test_event_refuses_bad_input_naming_the_field(
+def test_a_line_refuses_bad_input_naming_the_field(
     shared_desk: Desk, change: dict[str, Any], field: str
 ) -> None:
     client = shared_desk.api("lakare.vgr")
     case_id = create(client, HALLAND_AT_VGR)["id"]
-    assert_error(client.post(f"{API}/events", json={**event(case_id, "k1"), **change}), 422, f"{field}:")
+    assert_error(post_line(client, case_id, **change), 422, f"{field}:")
+    assert_error(post_line(client, case_id, ""), 422, "idempotency_key:")
     assert events_of(client, case_id) == []
+
+
+def test_free_form_events_are_gone(shared_desk: Desk) -> None:
+    """Billable events come from the workflow; there is no way to post one beside it."""
+    client = shared_desk.api("lakare.vgr")
+    case_id = create(client, HALLAND_AT_VGR)["id"]
+    response = client.post(f"{API}/events", json={"case_id": case_id, "kind": "dispensed"})
+    assert response.status_code == 405
+
+
+def test_an_event_is_corrected_or_cancelled_never_edited(desk: Desk) -> None:
+    client = desk.api("lakare.vgr")
+    case_id = create(client, HALLAND_AT_VGR)["id"]
+    original = post_line(client, case_id, varunummer=None).json()
+    url = f"{API}/cases/{case_id}/events/{original['id']}/corrections"
+    # The payer cannot correct the invoicer's line.
+    assert_error(desk.api("faktura.halland").post(url, json={"reason": "x", "cancel": True}), 403)
+    assert_error(client.post(url, json={"reason": "x"}), 422)
+    fixed = client.post(url, json={"reason": "varunummer saknades", "line": {**LINE, "varunummer": "654321"}})
+    assert fixed.status_code == 201, fixed.text
+    assert fixed.json()["supersedes_id"] == original["id"]
+    assert_error(client.post(url, json={"reason": "igen", "cancel": True}), 409)  # only the newest
+    rows = {e["id"]: e for e in events_of(client, case_id)}
+    assert rows[original["id"]]["superseded_by"] == fixed.json()["id"]
+    assert rows[original["id"]]["varunummer"] is None  # kept as it was
+    cancel = client.post(
+        f"{API}/cases/{case_id}/events/{fixed.json()['id']}/corrections",
+        json={"reason": "fel patient", "cancel": True},
+    )
+    assert cancel.status_code == 201 and cancel.json()["cancelled"] is True
+    assert [e["superseded_by"] is None for e in events_of(client, case_id)] == [False, False, True]
+    steps = client.get(f"{API}/cases/{case_id}").json()["steps"]
+    assert [s["step"] for s in steps].count("event_corrected") == 2
 
 
 # -- audit log ------------------------------------------------------------------------------------
@@ -860,7 +930,7 @@ def test_audit_export_is_csv_with_a_header(desk: Desk) -> None:
 def test_audit_export_does_not_carry_spreadsheet_formulas(desk: Desk) -> None:
     vgr = desk.api("lakare.vgr")
     case_id = create(vgr, HALLAND_AT_VGR)["id"]
-    posted = vgr.post(f"{API}/events", json=event(case_id, '=HYPERLINK("http://example.invalid","x")'))
+    posted = post_line(vgr, case_id, '=HYPERLINK("http://example.invalid","x")')
     assert posted.status_code == 201
     rows = list(csv.reader(io.StringIO(desk.api("admin.vgr").get(f"{API}/audit/export.csv").text)))
     cells = [cell for row in rows[1:] for cell in row]
@@ -909,7 +979,9 @@ def test_login_session_works_for_the_api_with_csrf_on_unsafe_calls(desk: Desk) -
     case_id = made.json()["id"]
     assert_error(step(client, case_id, "dispensed"), 403)
     ok = client.post(
-        f"{API}/cases/{case_id}/steps", json={"step": "dispensed"}, headers={"X-CSRF-Token": token}
+        f"{API}/cases/{case_id}/steps",
+        json={"step": "dispensed", "line": LINE},
+        headers={"X-CSRF-Token": token},
     )
     assert ok.status_code == 200
 

@@ -15,13 +15,14 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, event, func, inspect, select, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 from webapp import TestApp as Desk
 
 from vembetalar.store import repo
 from vembetalar.store.db import make_engine, migrate
-from vembetalar.store.models import AuditEntry, BillableEvent, CaseStep, User
+from vembetalar.store.models import AuditEntry, BillableEvent, CaseDecision, CaseStep, User
+from vembetalar.workflow import EventLine
 
 API = "/api/v1"
 HALLAND_AT_VGR: dict[str, Any] = {
@@ -41,6 +42,22 @@ ROLLATOR_IN_SKANE: dict[str, Any] = {
 }
 
 
+LINE = {"occurred_on": "2025-09-15", "quantity": "2", "unit_price_sek": "50"}
+#: A hearing aid in Skåne for a Värmland patient: contact and a payment commitment come first.
+HEARING_AID_IN_SKANE: dict[str, Any] = {
+    "date": "2025-09-01",
+    "kind": "assistive_device",
+    "patient": {"home_region": "17", "country": "SE"},
+    "care": {"region": "12"},
+    "product": {"area": "hearing", "cost_sek": 7200},
+}
+#: NT-rådet advised against: VGR contacts Region Halland before dispensing.
+NT_ADVISED_AGAINST: dict[str, Any] = {
+    **HALLAND_AT_VGR,
+    "product": {"area": "drug", "cost_sek": 18400, "nt_council": "do_not_use"},
+}
+
+
 def new_case(desk: Desk, username: str = "lakare.vgr", case: dict[str, Any] = HALLAND_AT_VGR) -> str:
     response = desk.api(username).post(f"{API}/cases", json={"case": case, "patient_id": "701063-2391"})
     assert response.status_code == 201, response.text
@@ -51,6 +68,44 @@ def new_case(desk: Desk, username: str = "lakare.vgr", case: dict[str, Any] = HA
 def actor(desk: Desk, username: str) -> repo.Actor:
     with desk.app.state.sessions() as db:
         return repo.Actor.of(db.scalars(select(User).where(User.username == username)).one())
+
+
+def race(*jobs: Callable[[], Any], engine: Engine) -> list[Any]:
+    """Run the jobs in threads that all reach the point where they lock the case (the first
+    ``UPDATE cases``) before any goes on, so each has done its reads before the others write."""
+    barrier = threading.Barrier(len(jobs), timeout=20)
+    waited: set[int] = set()
+    lock = threading.Lock()
+
+    def at_lock(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if not statement.lstrip().upper().startswith("UPDATE CASES"):
+            return
+        with lock:
+            first = threading.get_ident() not in waited
+            waited.add(threading.get_ident())
+        if first:
+            barrier.wait()
+
+    event.listen(engine, "before_cursor_execute", at_lock)
+    results: list[Any] = [None] * len(jobs)
+
+    def run(index: int, job: Callable[[], Any]) -> None:
+        try:
+            results[index] = job()
+        except Exception as exc:  # reported to the test, which decides
+            results[index] = exc
+
+    threads = [threading.Thread(target=run, args=(i, job)) for i, job in enumerate(jobs)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert not any(thread.is_alive() for thread in threads), "a job hung"
+    finally:
+        event.remove(engine, "before_cursor_execute", at_lock)
+    assert len(waited) == len(jobs), "every job reached the lock"
+    return results
 
 
 def together(*jobs: Callable[[], Any], hold: Any) -> list[Any]:
@@ -121,10 +176,10 @@ def schema_and_data(engine: Engine) -> dict[str, Any]:
 
 def test_migrating_again_changes_nothing(desk: Desk) -> None:
     case_id = new_case(desk)
-    assert (
-        desk.api("lakare.vgr").post(f"{API}/cases/{case_id}/steps", json={"step": "dispensed"}).status_code
-        == 200
+    response = desk.api("lakare.vgr").post(
+        f"{API}/cases/{case_id}/steps", json={"step": "dispensed", "line": LINE}
     )
+    assert response.status_code == 200, response.text
     engine = desk.app.state.db_engine
     before = schema_and_data(engine)
     assert len(before["(triggers)"]) >= 2  # the append-only guards exist
@@ -139,7 +194,7 @@ def test_migrating_again_changes_nothing(desk: Desk) -> None:
     finally:
         fresh.dispose()
     assert schema_and_data(engine) == before
-    assert desk.api("lakare.vgr").get(f"{API}/cases/{case_id}").json()["state"] == "billable"
+    assert desk.api("lakare.vgr").get(f"{API}/cases/{case_id}").json()["state"] == "dispensed"
 
 
 # -- append-only tables ---------------------------------------------------------------------------
@@ -150,6 +205,10 @@ CHANGES = {
         "UPDATE billable_events SET recipient = 'region:14' WHERE id = (SELECT min(id) FROM billable_events)",
         "DELETE FROM billable_events",
         "DELETE FROM billable_events WHERE id = (SELECT min(id) FROM billable_events)",
+    ],
+    "case_decisions": [
+        "UPDATE case_decisions SET reason = 'ändrad'",
+        "DELETE FROM case_decisions",
     ],
     "audit_log": [
         "UPDATE audit_log SET username = 'someone-else'",
@@ -165,7 +224,8 @@ def test_append_only_tables_refuse_update_and_delete(desk: Desk, table: str) -> 
     client = desk.api("lakare.vgr")
     case_id = new_case(desk)
     client.get(f"{API}/cases/{case_id}")
-    assert client.post(f"{API}/cases/{case_id}/steps", json={"step": "dispensed"}).status_code == 200
+    response = client.post(f"{API}/cases/{case_id}/steps", json={"step": "dispensed", "line": LINE})
+    assert response.status_code == 200, response.text
     engine = desk.app.state.db_engine
 
     def rows() -> list[tuple[Any, ...]]:
@@ -181,11 +241,15 @@ def test_append_only_tables_refuse_update_and_delete(desk: Desk, table: str) -> 
 
     # Through the ORM, too.
     with desk.app.state.sessions() as db:
-        model = BillableEvent if table == "billable_events" else AuditEntry
+        model = {"billable_events": BillableEvent, "audit_log": AuditEntry, "case_decisions": CaseDecision}[
+            table
+        ]
         row = db.scalars(select(model).order_by(model.id)).first()
         assert row is not None
         if isinstance(row, BillableEvent):
             row.amount_sek = Decimal(0)
+        elif isinstance(row, CaseDecision):
+            row.reason = "ändrad"
         else:
             row.detail = "ändrad"
         with pytest.raises(DBAPIError, match="append-only"):
@@ -206,30 +270,27 @@ def test_append_only_tables_refuse_update_and_delete(desk: Desk, table: str) -> 
 # -- concurrent writes ----------------------------------------------------------------------------
 
 
-def _post_event(desk: Desk, who: repo.Actor, case_id: str, key: str) -> Callable[[], Any]:
+def _add_line(
+    desk: Desk, who: repo.Actor, case_id: str, key: str | None, amount: str = "100.00"
+) -> Callable[[], Any]:
     def job() -> Any:
         with desk.app.state.sessions() as db:
-            stored, created = repo.create_event(
-                db,
-                who,
-                case_id,
-                idempotency_key=key,
-                kind="dispensed",
-                occurred_on=dt.date(2025, 9, 16),
-                amount_sek=Decimal("100.00"),
-                quantity=Decimal(1),
-                product_name=None,
+            step = "dispensed" if who.organisation_id == "region:14" else "delivered"
+            line = EventLine(occurred_on=dt.date(2025, 9, 15), amount_sek=Decimal(amount))
+            _, stored, created = repo.add_step(
+                db, who, case_id, step, today=dt.date(2025, 9, 15), line=line, idempotency_key=key
             )
+            assert stored is not None
             return stored.id, stored.case_id, created
 
     return job
 
 
-def test_two_threads_storing_the_same_event_key_make_one_row(desk: Desk) -> None:
+def test_two_threads_storing_the_same_line_key_make_one_row(desk: Desk) -> None:
     case_id = new_case(desk)
     who = actor(desk, "lakare.vgr")
-    job = _post_event(desk, who, case_id, "apotek-race-1")
-    results = together(job, job, hold=desk.app.state.sessions)
+    job = _add_line(desk, who, case_id, "apotek-race-1")
+    results = race(job, job, engine=desk.app.state.db_engine)
 
     assert not [r for r in results if isinstance(r, BaseException)], results
     assert sorted(created for _, _, created in results) == [False, True]
@@ -243,13 +304,7 @@ def test_two_threads_storing_the_same_event_key_make_one_row(desk: Desk) -> None
     assert count == 1
     # And the API agrees: one event, and the same key again answers 200 with it.
     again = desk.api("lakare.vgr").post(
-        f"{API}/events",
-        json={
-            "case_id": case_id,
-            "idempotency_key": "apotek-race-1",
-            "kind": "dispensed",
-            "occurred_on": "2025-09-16",
-        },
+        f"{API}/cases/{case_id}/events", params={"idempotency_key": "apotek-race-1"}, json=LINE
     )
     assert (again.status_code, again.json()["id"]) == (200, results[0][0])
 
@@ -258,52 +313,103 @@ def test_an_event_key_is_scoped_to_its_case(desk: Desk) -> None:
     """Two organisations using the same key for their own cases at once each get their own event:
     a key cannot be squatted from another case, nor tell whether that case was billed."""
     first_case = new_case(desk, "lakare.vgr")
-    second_case = new_case(desk, "hjalpmedel.skane", ROLLATOR_IN_SKANE)
-    results = together(
-        _post_event(desk, actor(desk, "lakare.vgr"), first_case, "shared-key"),
-        _post_event(desk, actor(desk, "hjalpmedel.skane"), second_case, "shared-key"),
-        hold=desk.app.state.sessions,
+    second_case = new_case(desk, "hjalpmedel.skane", {**ROLLATOR_IN_SKANE, "date": "2025-09-01"})
+    results = race(
+        _add_line(desk, actor(desk, "lakare.vgr"), first_case, "shared-key"),
+        _add_line(desk, actor(desk, "hjalpmedel.skane"), second_case, "shared-key"),
+        engine=desk.app.state.db_engine,
     )
+    assert not [r for r in results if isinstance(r, BaseException)], results
     with desk.app.state.sessions() as db:
         stored = db.scalars(select(BillableEvent).where(BillableEvent.idempotency_key == "shared-key")).all()
     assert sorted(e.case_id for e in stored) == sorted([first_case, second_case])
     assert [r[1] for r in results] == [first_case, second_case]
 
 
-def _dispense_over_http(desk: Desk, case_id: str) -> Callable[[], Any]:
+def _step_over_http(
+    desk: Desk, case_id: str, body: dict[str, Any], username: str = "lakare.vgr"
+) -> Callable[[], Any]:
     def job() -> Any:
         client = TestClient(desk.app, base_url="https://testserver", raise_server_exceptions=False)
-        client.headers["Authorization"] = f"Bearer {desk.tokens['lakare.vgr']}"
-        return client.post(f"{API}/cases/{case_id}/steps", json={"step": "dispensed"}).status_code
+        client.headers["Authorization"] = f"Bearer {desk.tokens[username]}"
+        return client.post(f"{API}/cases/{case_id}/steps", json=body).status_code
 
     return job
 
 
-def _billing_rows(desk: Desk, case_id: str) -> tuple[int, int]:
+def _count_steps(desk: Desk, case_id: str, step: str) -> int:
     with desk.app.state.sessions() as db:
-        events = db.scalar(
-            select(func.count()).select_from(BillableEvent).where(BillableEvent.case_id == case_id)
-        )
-        steps = db.scalar(
+        found = db.scalar(
             select(func.count())
             .select_from(CaseStep)
-            .where(CaseStep.case_id == case_id, CaseStep.step == "dispensed")
+            .where(CaseStep.case_id == case_id, CaseStep.step == step)
         )
-    return int(events or 0), int(steps or 0)
+    return int(found or 0)
 
 
-def test_two_simultaneous_dispensings_bill_once(desk: Desk) -> None:
-    case_id = new_case(desk)
-    statuses = together(
-        _dispense_over_http(desk, case_id), _dispense_over_http(desk, case_id), hold=desk.app.state.sessions
-    )
-    assert 200 in statuses, statuses
-    assert _billing_rows(desk, case_id) == (1, 1)
-
-
-def test_two_simultaneous_dispensings_answer_200_and_409(desk: Desk) -> None:
-    case_id = new_case(desk)
-    statuses = together(
-        _dispense_over_http(desk, case_id), _dispense_over_http(desk, case_id), hold=desk.app.state.sessions
-    )
+def test_two_simultaneous_contacts_are_stored_once(desk: Desk) -> None:
+    case_id = new_case(desk, "lakare.vgr", NT_ADVISED_AGAINST)
+    job = _step_over_http(desk, case_id, {"step": "contacted", "note": "ringt"})
+    statuses = race(job, job, engine=desk.app.state.db_engine)
     assert sorted(statuses) == [200, 409]
+    assert _count_steps(desk, case_id, "contacted") == 1
+
+
+def test_the_database_itself_keeps_once_only_steps_unique(desk: Desk) -> None:
+    """Even code that skipped the workflow could not store a second "contacted"."""
+    case_id = new_case(desk, "lakare.vgr", NT_ADVISED_AGAINST)
+    assert (
+        desk.api("lakare.vgr").post(f"{API}/cases/{case_id}/steps", json={"step": "contacted"}).status_code
+        == 200
+    )
+    who = actor(desk, "lakare.vgr")
+    with desk.app.state.sessions() as db:
+        db.add(CaseStep(case_id=case_id, step="contacted", once="contacted", user_id=who.user_id))
+        with pytest.raises(IntegrityError):
+            db.commit()
+        db.rollback()
+        # Closing and withdrawing share one slot: a case ends once.
+        db.add(CaseStep(case_id=case_id, step="closed", once="ended", user_id=who.user_id))
+        db.add(CaseStep(case_id=case_id, step="withdrawn", once="ended", user_id=who.user_id))
+        with pytest.raises(IntegrityError):
+            db.commit()
+
+
+def test_two_simultaneous_dispensings_are_two_lines(desk: Desk) -> None:
+    """A drug is dispensed many times: two at once are two events, each with its own step."""
+    case_id = new_case(desk)
+    job = _step_over_http(desk, case_id, {"step": "dispensed", "line": LINE})
+    statuses = race(job, job, engine=desk.app.state.db_engine)
+    assert statuses == [200, 200]
+    with desk.app.state.sessions() as db:
+        events = db.scalars(select(BillableEvent).where(BillableEvent.case_id == case_id)).all()
+    assert len(events) == 2 and len({e.idempotency_key for e in events}) == 2
+    assert _count_steps(desk, case_id, "dispensed") == 2
+
+
+def test_simultaneous_lines_never_exceed_the_commitment(desk: Desk) -> None:
+    skane = desk.api("hjalpmedel.skane")
+    case_id = new_case(desk, "hjalpmedel.skane", HEARING_AID_IN_SKANE)
+    assert skane.post(f"{API}/cases/{case_id}/steps", json={"step": "contacted"}).status_code == 200
+    made = skane.post(
+        f"{API}/payment-commitments",
+        json={
+            "case_id": case_id,
+            "issuer": "region:17",
+            "amount_ceiling_sek": "8000",
+            "valid_from": "2025-09-01",
+            "valid_to": "2025-12-31",
+            "document_reference": "RV-1",
+        },
+    )
+    assert made.status_code == 201, made.text
+    who = actor(desk, "hjalpmedel.skane")
+    results = race(
+        _add_line(desk, who, case_id, None, "5000"),
+        _add_line(desk, who, case_id, None, "5000"),
+        engine=desk.app.state.db_engine,
+    )
+    assert sorted(type(r).__name__ for r in results) == ["StepRefused", "tuple"], results
+    with desk.app.state.sessions() as db:
+        total = db.scalar(select(func.sum(BillableEvent.amount_sek)).where(BillableEvent.case_id == case_id))
+    assert total == Decimal("5000")

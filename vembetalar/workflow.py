@@ -185,13 +185,18 @@ def _before_lines(view: CaseView) -> None:
         raise StepRefused("en betalningsförbindelse från betalaren ska registreras först")
 
 
-def check(view: CaseView, step: str, *, organisation: str, role: str) -> None:
-    """Raise ``Forbidden`` (wrong role or party) or ``StepRefused`` (not now) unless the step may
-    be taken. The order of the checks is the order of the answers: who first, then when."""
+def authorise(view: CaseView, step: str, *, organisation: str, role: str) -> None:
+    """Raise ``Forbidden`` unless this role, in this organisation, may take the step at all."""
     if step not in _STEP_ROLES:
         raise StepRefused(f"okänt steg {step!r} (tillåtna: {', '.join(USER_STEPS)})")
     _role_check(role, step)
     _party_check(view, organisation, step)
+
+
+def check(view: CaseView, step: str, *, organisation: str, role: str) -> None:
+    """Raise ``Forbidden`` (wrong role or party) or ``StepRefused`` (not now) unless the step may
+    be taken. The order of the checks is the order of the answers: who first, then when."""
+    authorise(view, step, organisation=organisation, role=role)
     if end := ended(view):
         raise StepRefused(f"ärendet är {STEP_NAMES[end].lower()}; inga fler steg kan tas")
     d = view.decision

@@ -40,6 +40,7 @@ from vembetalar.workflow import (
     EventLine,
     Forbidden,
     StepRefused,
+    authorise,
     bills,
     check,
     check_ceiling,
@@ -288,12 +289,13 @@ def add_step(
     returns the event stored the first time and ``False``."""
     require(actor, "case.read")
     record = _load_for_change(db, actor, case_id)
-    if step in LINE_STEPS and idempotency_key:
+    view = _facts(db, record)
+    authorise(view, step, organisation=actor.organisation_id, role=actor.role)
+    if step in LINE_STEPS and idempotency_key:  # a replay gets what the first request stored
         existing = _event_by_key(db, case_id, idempotency_key)
         if existing is not None:
             db.rollback()
             return record, existing, False
-    view = _facts(db, record)
     check(view, step, organisation=actor.organisation_id, role=actor.role)
     if step in ("closed", "withdrawn") and not (note or "").strip():
         raise BadLine("note: ange skälet")
