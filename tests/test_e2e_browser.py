@@ -166,19 +166,28 @@ def test_decide_dispense_and_bill_a_halland_patient_at_vgr(page: Page, live: Liv
     png = (tmp_path / "beslut.png").read_bytes()
     assert png == shot and png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 1000
 
-    page.get_by_role("button", name="Registrera: Expedierat (läkemedel)").click()
+    # The dispensing is one invoice line: what the agreement's invoice must show (bilaga 2).
+    line = page.locator("form.line-form")
+    expect(line.get_by_label("Benämning")).to_have_value(PRODUCT)
+    line.get_by_label("Varunummer").fill("123456")
+    line.get_by_label("Antal").fill("2")
+    line.get_by_label("À-pris (kr)").fill("920,25")
+    line.get_by_label("Arbetsplats/enhet").fill("Medicinmottagningen, Sahlgrenska")
+    line.get_by_role("button", name="Registrera: Expedierat (läkemedel)").click()
     expect(page).to_have_url(re.compile(f"/cases/{case_id}$"))
     expect(page.locator('ol.steps li.done[data-step="dispensed"]')).to_contain_text("Expedierat")
-    expect(page.locator('ol.steps li.done[data-step="billable"]')).to_contain_text("Fakturaunderlag skapat")
-    expect(page.get_by_role("button", name=re.compile("^Registrera: Expedierat"))).to_have_count(0)
+    # A drug is dispensed many times: the form stays for the next dispensing.
+    expect(page.get_by_role("button", name=re.compile("^Registrera: Expedierat"))).to_have_count(1)
     expect(page.get_by_role("heading", name="Fakturaunderlag")).to_be_visible()
     rows = page.locator("table.events tbody tr")
     expect(rows).to_have_count(1)
     cells = rows.first.locator("td")
     expect(cells.nth(0)).to_have_text("Expedierat (läkemedel)")
     expect(cells.nth(1)).to_have_text(TODAY.isoformat())
-    expect(cells.nth(2)).to_have_text("Västra Götalandsregionen")
-    expect(cells.nth(3)).to_have_text("Region Halland")
+    expect(cells.nth(2)).to_have_text(f"{PRODUCT} (123456)")
+    expect(cells.nth(3)).to_have_text("2 × 920.25")
+    expect(cells.nth(4)).to_have_text("1840.50")
+    expect(cells.nth(5)).to_have_text("Region Halland")
 
     # The same through the JSON API, with the prescriber's token: exactly one billable event.
     with live.api("lakare.vgr") as api:
@@ -190,8 +199,51 @@ def test_decide_dispense_and_bill_a_halland_patient_at_vgr(page: Page, live: Liv
         assert events[0]["issuer"] == "region:14"
         assert events[0]["recipient"] == "region:13"
         assert events[0]["product_name"] == PRODUCT
+        assert events[0]["amount_sek"] == "1840.50"
+        assert events[0]["unit_name"] == "Medicinmottagningen, Sahlgrenska"
         case = api.get(f"/api/v1/cases/{case_id}").json()
-        assert case["payer"] == "region:13" and case["state"] == "billable"
+        assert case["payer"] == "region:13" and case["state"] == "dispensed"
+
+
+def test_a_case_missing_a_fact_is_completed_and_decided_again(page: Page, live: Live) -> None:
+    """NT-rådet's statement was not known when the case was saved: the case is not "Beslut
+    fattat" but waits for it; completing it re-decides, and the first decision stays in the history."""
+    case = {
+        "date": TODAY.isoformat(),
+        "kind": "drug_exception",
+        "patient": {"home_region": "13", "country": "SE"},
+        "care": {"region": "14", "referral": False},
+        "product": {"area": "drug", "cost_sek": 18400},
+    }
+    with live.api("lakare.vgr") as api:
+        made = api.post("/api/v1/cases", json={"case": case})
+        assert made.status_code == 201, made.text
+        case_id = made.json()["id"]
+        assert made.json()["state"] == "needs_facts"
+    log_in(page, "lakare.vgr")
+    page.goto(f"/cases/{case_id}")
+    expect(page.locator('ol.plan li[data-plan="completed"]')).to_contain_text("NT-rådets yttrande")
+    expect(page.locator('ol.plan li[data-plan="dispensed"]')).to_contain_text("väntar")
+    expect(page.get_by_role("button", name=re.compile("^Registrera: Expedierat"))).to_have_count(0)
+
+    page.get_by_role("link", name="Komplettera uppgifterna och pröva på nytt").click()
+    expect(page).to_have_url(re.compile(f"/cases/{case_id}/complete$"))
+    expect(page.locator("#f-care\\.region")).to_be_disabled()  # known facts stay as they were
+    field(page, "product.nt_council").select_option(label="Avråder från användning")
+    expect(page.locator("#preview .prior-contact, #preview").first).to_contain_text("Region Halland")
+    page.get_by_label("Skäl/anteckning").fill("NT-rådet avråder enligt rekommendationslistan")
+    page.get_by_role("button", name="Spara kompletteringen och pröva på nytt").click()
+
+    expect(page).to_have_url(re.compile(f"/cases/{case_id}$"))
+    expect(page.locator('ol.steps li.done[data-step="completed"]')).to_contain_text("Kompletterat")
+    # Now the agreement says: contact the paying region first.
+    expect(page.locator('ol.plan li[data-plan="contacted"]')).to_contain_text("nästa")
+    expect(page.get_by_role("button", name="Registrera: Kontakt tagen med Region Halland")).to_be_visible()
+    with live.api("lakare.vgr") as api:
+        history = api.get(f"/api/v1/cases/{case_id}/decisions").json()
+        assert [h["decision"]["prior_contact_required"] for h in history] == [None, True]
+        assert history[1]["reason"] == "NT-rådet avråder enligt rekommendationslistan"
+        assert api.get(f"/api/v1/cases/{case_id}").json()["state"] == "decided"
 
 
 def test_wrong_password_is_refused_in_swedish(page: Page) -> None:

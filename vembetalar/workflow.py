@@ -20,6 +20,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
 from vembetalar.model import codes
+from vembetalar.model.case import LABELS
 from vembetalar.model.decision import Decision
 from vembetalar.security import can
 
@@ -154,8 +155,13 @@ def _role_check(role: str, step: str) -> None:
         raise Forbidden(f"rollen {role} får inte göra detta ({permission})")
 
 
+def facts_named(names: Sequence[str]) -> str:
+    """Missing facts as staff call them ("NT-rådets yttrande"), not the Case's dotted names."""
+    return ", ".join(LABELS.get(n, n) for n in names)
+
+
 def _waits_for(view: CaseView, output: str) -> StepRefused:
-    missing = ", ".join(view.decision.missing) or "uppgifter"
+    missing = facts_named(view.decision.missing) or "uppgifter"
     return StepRefused(
         f"beslutet är inte färdigt: {output} avgörs först när {missing} är ifyllt; komplettera ärendet"
     )
@@ -248,7 +254,7 @@ def plan(view: CaseView) -> list[PlannedStep]:
                 "completed",
                 label("completed"),
                 "next",
-                f"uppgifter saknas: {', '.join(d.missing)}",
+                f"saknas: {facts_named(d.missing)}",
             )
         )
     if d.status == "no_agreement":
