@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from vembetalar.cli_events import events_app
 from vembetalar.clock import BadClock
 from vembetalar.explain import render
 from vembetalar.model.errors import BadCase, parse_case
@@ -37,6 +38,7 @@ packs_app = typer.Typer(
     help="Regelpaket (avtal som data): lista, visa, testa, analysera.", no_args_is_help=True
 )
 app.add_typer(packs_app, name="packs")
+app.add_typer(events_app, name="events")
 
 out = Console()
 err = Console(stderr=True)
