@@ -413,3 +413,66 @@ def test_simultaneous_lines_never_exceed_the_commitment(desk: Desk) -> None:
     with desk.app.state.sessions() as db:
         total = db.scalar(select(func.sum(BillableEvent.amount_sek)).where(BillableEvent.case_id == case_id))
     assert total == Decimal("5000")
+
+
+def test_a_database_from_before_the_workflow_upgrades_with_its_events_kept_append_only(db_url: str) -> None:
+    """0001 → 0002 on a database with a case and an event keyed the old (global) way: the rows
+    survive, the table is still append-only, and keys are now scoped to their case."""
+    from alembic import command
+
+    from vembetalar.store.db import alembic_config
+
+    engine = make_engine(db_url)
+    try:
+        cfg = alembic_config(engine)
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "0001")
+        with engine.begin() as conn:
+            conn.execute(
+                text("INSERT INTO organisations (id, name, kind) VALUES ('region:14', 'VGR', 'region')")
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO users (id, username, full_name, password_hash, role, organisation_id, "
+                    "active) VALUES (1, 'u', 'U', 'x', 'prescriber', 'region:14', true)"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO cases (id, reference, created_at, created_by, organisation_id, kind, "
+                    "case_date, case_json, decision_json, status, state) "
+                    "VALUES ('c1', 'VB-1', :at, 1, 'region:14', 'drug_exception', '2025-09-15', '{}', '{}', 'decided', 'billable')"
+                ),
+                {"at": dt.datetime(2025, 9, 15, tzinfo=dt.UTC)},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO billable_events (id, idempotency_key, case_id, kind, occurred_on, "
+                    "amount_sek, decision_json, created_at, created_by) "
+                    "VALUES (1, 'case:c1:dispensed', 'c1', 'dispensed', "
+                    "'2025-09-15', 18400, '{}', :at, 1)"
+                ),
+                {"at": dt.datetime(2025, 9, 15, tzinfo=dt.UTC)},
+            )
+        migrate(engine)
+        with engine.connect() as conn:
+            row = conn.execute(
+                text("SELECT idempotency_key, amount_sek, cancelled FROM billable_events")
+            ).one()
+        assert (row[0], Decimal(row[1]), bool(row[2])) == ("case:c1:dispensed", Decimal("18400"), False)
+        with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
+            conn.execute(text("UPDATE billable_events SET amount_sek = 0"))
+        with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
+            conn.execute(text("DELETE FROM billable_events"))
+        with pytest.raises(IntegrityError), engine.begin() as conn:  # the same key in the same case
+            conn.execute(
+                text(
+                    "INSERT INTO billable_events (idempotency_key, case_id, kind, occurred_on, "
+                    "decision_json, created_at, created_by, cancelled) VALUES ('case:c1:dispensed', 'c1', 'dispensed', "
+                    "'2025-09-15', '{}', :at, 1, false)"
+                ),
+                {"at": dt.datetime(2025, 9, 16, tzinfo=dt.UTC)},
+            )
+    finally:
+        engine.dispose()
