@@ -442,7 +442,8 @@ def test_a_database_from_before_the_workflow_upgrades_with_its_events_kept_appen
                 text(
                     "INSERT INTO cases (id, reference, created_at, created_by, organisation_id, kind, "
                     "case_date, case_json, decision_json, status, state) "
-                    "VALUES ('c1', 'VB-1', :at, 1, 'region:14', 'drug_exception', '2025-09-15', '{}', '{}', 'decided', 'billable')"
+                    "VALUES ('c1', 'VB-1', :at, 1, 'region:14', 'drug_exception', '2025-09-15', "
+                    "'{}', '{}', 'decided', 'billable')"
                 ),
                 {"at": dt.datetime(2025, 9, 15, tzinfo=dt.UTC)},
             )
@@ -469,7 +470,8 @@ def test_a_database_from_before_the_workflow_upgrades_with_its_events_kept_appen
             conn.execute(
                 text(
                     "INSERT INTO billable_events (idempotency_key, case_id, kind, occurred_on, "
-                    "decision_json, created_at, created_by, cancelled) VALUES ('case:c1:dispensed', 'c1', 'dispensed', "
+                    "decision_json, created_at, created_by, cancelled) "
+                    "VALUES ('case:c1:dispensed', 'c1', 'dispensed', "
                     "'2025-09-15', '{}', :at, 1, false)"
                 ),
                 {"at": dt.datetime(2025, 9, 16, tzinfo=dt.UTC)},
