@@ -32,6 +32,7 @@ from vembetalar.web.schemas import (
     EventCorrectionIn,
     EventLineIn,
     EventOut,
+    EventReplacementIn,
     Me,
     PackOut,
     PlannedStepOut,
@@ -245,7 +246,7 @@ def correct_event(
         repo.Actor.of(user),
         case_id,
         event_id,
-        line=line_of(body.line) if body.line else None,
+        line=line_of(body.line) if isinstance(body, EventReplacementIn) else None,
         reason=body.reason,
         today=request.app.state.clock.today(),
     )

@@ -203,18 +203,22 @@ class StepIn(_In):
     )
 
 
-class EventCorrectionIn(_In):
-    """Complete or correct an event by one that supersedes it, or cancel it (``cancel``)."""
+class EventReplacementIn(_In):
+    """Complete or correct an event: the new line supersedes the old one, which is kept."""
 
     reason: str = Field(min_length=1, max_length=2000)
-    line: EventLineIn | None = None
-    cancel: bool = False
+    line: EventLineIn
 
-    @model_validator(mode="after")
-    def _one_of(self) -> EventCorrectionIn:
-        if (self.line is None) == (not self.cancel):
-            raise PydanticCustomError("line_or_cancel", "ange antingen line (rättelse) eller cancel: true")
-        return self
+
+class EventCancellationIn(_In):
+    """Cancel an event: a cancellation supersedes it, and the old one is kept."""
+
+    reason: str = Field(min_length=1, max_length=2000)
+    cancel: Literal[True]
+
+
+#: A correction is one or the other, and the schema says so (no hidden "one of" rule).
+EventCorrectionIn = EventReplacementIn | EventCancellationIn
 
 
 class CaseCompletionIn(_In):
