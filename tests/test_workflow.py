@@ -834,7 +834,7 @@ OPEN = [
             ("dispensed", "waiting"),
         ),
         offered=("completed", "closed", "withdrawn"),
-        line_waits="om kontakt krävs avgörs först när product.nt_council är ifyllt",
+        line_waits="om kontakt krävs avgörs först när NT-rådets yttrande är ifyllt",
     ),
     Open(
         id="skane-advanced-adaptation-unknown",
@@ -850,7 +850,7 @@ OPEN = [
             ("delivered", "waiting"),
         ),
         offered=("completed", "closed", "withdrawn"),
-        line_waits="om kontakt krävs avgörs först när product.advanced_adaptation är ifyllt",
+        line_waits="om kontakt krävs avgörs först när kräver avancerad anpassning/service är ifyllt",
     ),
     Open(
         id="skane-cost-unknown",
@@ -866,7 +866,7 @@ OPEN = [
             ("delivered", "waiting"),
         ),
         offered=("completed", "closed", "withdrawn"),
-        line_waits="om kontakt krävs avgörs först när product.cost_sek är ifyllt",
+        line_waits="om kontakt krävs avgörs först när kostnad (kr) är ifyllt",
     ),
     Open(
         id="vgr-referral-unknown-invoicer-open",
@@ -877,7 +877,7 @@ OPEN = [
         missing=("care.referral",),
         start=(("decided", "done"), ("completed", "next"), ("dispensed", "waiting")),
         offered=("completed", "closed", "withdrawn"),
-        line_waits="vem som fakturerar avgörs först när care.referral är ifyllt",
+        line_waits="vem som fakturerar avgörs först när remiss är ifyllt",
     ),
     Open(
         id="vgr-referral-unknown-nt-do-not-use-contact-known",
@@ -889,7 +889,7 @@ OPEN = [
         missing=("care.referral",),
         start=(("decided", "done"), ("completed", "next"), ("contacted", "next"), ("dispensed", "waiting")),
         offered=("completed", "contacted", "closed", "withdrawn"),
-        line_waits="vem som fakturerar avgörs först när care.referral är ifyllt",
+        line_waits="vem som fakturerar avgörs först när remiss är ifyllt",
     ),
     Open(
         id="vgr-care-region-unknown-incomplete",
@@ -931,7 +931,7 @@ def test_missing_facts_plan_offers_and_state(case: Open) -> None:
     assert marks(view) == list(case.start)
     completed = plan(view)[1]
     assert completed.label == "Kompletterat och omprövat"
-    assert completed.why == f"uppgifter saknas: {', '.join(case.missing)}"
+    assert completed.why == f"saknas: {', '.join(LABELS[m] for m in case.missing)}"
     assert offers(view, organisation=case.owner, role="prescriber") == list(case.offered)
     error = refusal(view, line_step(case.kind), organisation=case.owner)
     assert isinstance(error, StepRefused)
