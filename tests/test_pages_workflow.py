@@ -185,3 +185,14 @@ def test_a_completion_cannot_change_a_known_fact(desk: Desk) -> None:
     )
     history = desk.api("faktura.halland").get(f"{API}/cases/{case_id}/decisions").json()
     assert [h["decision"]["missing"] for h in history] == [["product.nt_council"], []]
+
+
+def test_a_case_with_events_is_closed_not_withdrawn(desk: Desk) -> None:
+    vgr = desk.api("lakare.vgr")
+    case_id = create(vgr, HALLAND_AT_VGR)["id"]
+    assert "withdrawn" in vgr.get(f"{API}/cases/{case_id}").json()["offers"]
+    take(vgr, case_id, "dispensed")
+    offered = vgr.get(f"{API}/cases/{case_id}").json()["offers"]
+    assert "withdrawn" not in offered and "closed" in offered
+    refused = vgr.post(f"{API}/cases/{case_id}/steps", json={"step": "withdrawn", "note": "fel"})
+    assert refused.status_code == 409 and "makulera" in refused.json()["detail"]

@@ -930,7 +930,7 @@ def test_missing_facts_plan_offers_and_state(case: Open) -> None:
     assert state(view) == "needs_facts"
     assert marks(view) == list(case.start)
     completed = plan(view)[1]
-    assert completed.label == "Kompletterat och omprövat"
+    assert completed.label == "Komplettera uppgifterna och pröva på nytt"
     assert completed.why == f"saknas: {', '.join(LABELS[m] for m in case.missing)}"
     assert offers(view, organisation=case.owner, role="prescriber") == list(case.offered)
     error = refusal(view, line_step(case.kind), organisation=case.owner)

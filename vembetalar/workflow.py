@@ -87,7 +87,6 @@ class CaseView:
     owner: str
     #: Steps taken, oldest first.
     done: tuple[str, ...]
-    has_commitment: bool = False
     has_events: bool = False
 
 
@@ -252,7 +251,7 @@ def plan(view: CaseView) -> list[PlannedStep]:
         steps.append(
             PlannedStep(
                 "completed",
-                label("completed"),
+                "Komplettera uppgifterna och pröva på nytt",
                 "next",
                 f"saknas: {facts_named(d.missing)}",
             )

@@ -223,7 +223,6 @@ def view_of(
     record: CaseRecord,
     *,
     done: tuple[str, ...] | None = None,
-    has_commitment: bool = False,
     has_events: bool = False,
 ) -> CaseView:
     """The workflow's view of a stored case."""
@@ -232,18 +231,12 @@ def view_of(
         decision=Decision.model_validate(record.decision_json),
         owner=record.organisation_id,
         done=done if done is not None else tuple(s.step for s in record.steps),
-        has_commitment=has_commitment,
         has_events=has_events,
     )
 
 
 def _facts(db: Session, record: CaseRecord) -> CaseView:
-    has_commitment = (
-        db.scalars(select(PaymentCommitment.id).where(PaymentCommitment.case_id == record.id)).first()
-        is not None
-    )
-    has_events = _has_events(db, record.id)
-    return view_of(record, has_commitment=has_commitment, has_events=has_events)
+    return view_of(record, has_events=has_events(db, record.id))
 
 
 def _lock(db: Session, case_id: str) -> None:
@@ -338,7 +331,8 @@ def _standing(case_id: str) -> Any:
     )
 
 
-def _has_events(db: Session, case_id: str) -> bool:
+def has_events(db: Session, case_id: str) -> bool:
+    """Whether the case has events that stand (then it may be closed, not withdrawn)."""
     return db.scalar(select(BillableEvent.id).where(_standing(case_id)).limit(1)) is not None
 
 

@@ -55,10 +55,10 @@ UserDep = Annotated[Principal, Depends(api_user)]
 DbDep = Annotated[Session, Depends(get_db)]
 
 
-def case_out(record: CaseRecord, user: Principal) -> CaseOut:
+def case_out(record: CaseRecord, user: Principal, db: Session) -> CaseOut:
     shown = patient_id_for(user.role, record.patient_id)
     decision = Decision.model_validate(record.decision_json)
-    view = repo.view_of(record)
+    view = repo.view_of(record, has_events=repo.has_events(db, record.id))
     return CaseOut(
         id=record.id,
         reference=record.reference,
@@ -166,12 +166,12 @@ def create_case(body: CaseCreate, request: Request, user: UserDep, db: DbDep) ->
         product_name=body.product_name,
         note=body.note,
     )
-    return case_out(record, user)
+    return case_out(record, user, db)
 
 
 @router.get("/cases/{case_id}", response_model=CaseOut, tags=["ärenden"])
 def get_case(case_id: str, user: UserDep, db: DbDep) -> CaseOut:
-    return case_out(repo.get_case(db, repo.Actor.of(user), case_id), user)
+    return case_out(repo.get_case(db, repo.Actor.of(user), case_id), user, db)
 
 
 @router.post("/cases/{case_id}/steps", response_model=CaseOut, tags=["ärenden"])
@@ -188,7 +188,7 @@ def add_step(case_id: str, body: StepIn, request: Request, user: UserDep, db: Db
         line=line_of(body.line) if body.line else None,
         idempotency_key=body.idempotency_key,
     )
-    return case_out(record, user)
+    return case_out(record, user, db)
 
 
 @router.post(
@@ -261,7 +261,7 @@ def complete_case(
     record = repo.complete_case(
         db, request.app.state.engine, repo.Actor.of(user), case_id, body.case, reason=body.reason
     )
-    return case_out(record, user)
+    return case_out(record, user, db)
 
 
 @router.get("/cases/{case_id}/decisions", response_model=list[DecisionHistoryOut], tags=["ärenden"])

@@ -264,7 +264,7 @@ def case_detail(
     record = repo.get_case(db, actor, case_id)
     decision = Decision.model_validate(record.decision_json)
     events = repo.list_events(db, actor, case_id) if can(user.role, "event.read") else []
-    view = repo.view_of(record, has_events=any(by is None and not e.cancelled for e, by in events))
+    view = repo.view_of(record, has_events=repo.has_events(db, case_id))
     return render(
         request,
         "case_detail.html",
