@@ -24,6 +24,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from vembetalar.model import codes
+from vembetalar.model.money import Bounded, BoundedDecimal, Sek
 
 Kind = Literal["drug_exception", "assistive_device", "medtech_product", "nutrition_product"]
 Housing = Literal["ordinary", "special_housing", "lss_group_home"]
@@ -170,7 +171,7 @@ class Care(_Strict):
 
 class Product(_Strict):
     area: Area | None = None
-    cost_sek: NonNegativeNumber | None = None
+    cost_sek: Sek | None = None
     advanced_adaptation: StrictBool | None = None
     nt_council: NtCouncil | None = None
     annex: Annex | None = None
@@ -273,6 +274,9 @@ class FieldSpec:
     required: bool = False
     #: For code fields: which reference list the codes come from.
     domain: Literal["region", "municipality", "country"] | None = None
+    #: For amounts (a ``Decimal`` in the case, a rounded float in the batch): decimals kept, and
+    #: the bounds every path checks (``money``).
+    money: Bounded | None = None
 
 
 def _spec_for(name: str, annotation: Any, metadata: list[Any], required: bool) -> FieldSpec:
@@ -301,7 +305,8 @@ def _spec_for(name: str, annotation: Any, metadata: list[Any], required: bool) -
         return FieldSpec(name, "bool", required=required)
     if inner is int:
         return FieldSpec(name, "integer", required=required)
-    return FieldSpec(name, "number", required=required)
+    money = next((m.bounds for m in metadata if isinstance(m, BoundedDecimal)), None)
+    return FieldSpec(name, "number", required=required, money=money)
 
 
 _FIELDS: dict[str, FieldSpec] = {}

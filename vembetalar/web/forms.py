@@ -5,7 +5,8 @@ conditions of their rules and the case values their answers print), not kept by 
 those are *shown* follows the live decision: the facts it still waits for (``missing``) and what
 the user has already filled in — a question that cannot change the answer is not asked.
 Field names are the Case's dotted names, so an error from the model points at the right input.
-Empty inputs mean "not known".
+Empty inputs mean "not known". An amount is read as a Swedish user writes it (``12 000,50``) by
+``money``, exactly: text with three decimals is refused rather than rounded.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from pydantic import ValidationError
 from vembetalar.model import codes
 from vembetalar.model.case import HELP, KIND_AREAS, LABELS, Case, case_fields
 from vembetalar.model.decision import Decision
-from vembetalar.model.errors import BadCase, describe
+from vembetalar.model.errors import BadCase, describe, quoted
+from vembetalar.model.money import BadAmount, to_decimal
 from vembetalar.rules.conditions import all_of
 from vembetalar.rules.engine import Engine
 
@@ -140,6 +142,11 @@ def _value(name: str, raw: str) -> Any:
         if raw not in ("true", "false"):
             raise BadCase(f"{name}: ska vara ja eller nej")
         return raw == "true"
+    if spec.money is not None:
+        try:
+            return to_decimal(raw, spec.money, text="swedish")
+        except BadAmount as exc:
+            raise BadCase(f"{name}: {quoted(raw)} {exc}") from None
     if spec.type in ("number", "integer"):
         text = raw.replace(" ", "").replace("\u00a0", "").replace(",", ".")
         try:
