@@ -44,12 +44,12 @@ _OWN = {
 }
 
 
-def quoted(value: str | int | float | bool) -> str:
+def quoted(value: str | int | float | bool | Decimal) -> str:
     """A given value as it is shown in a message: as JSON, and short. A huge integer is shown
     by its size (``1e+400``): never through ``float()`` or a 4 300-digit ``str()``."""
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**30:
         return f"{Decimal(value):.0e}".replace("E", "e")
-    text = json.dumps(value, ensure_ascii=False)
+    text = str(value) if isinstance(value, Decimal) else json.dumps(value, ensure_ascii=False)
     return text if len(text) <= 60 else text[:57] + "…" + (text[-1] if isinstance(value, str) else "")
 
 
@@ -76,7 +76,7 @@ def describe(error: dict[str, Any]) -> str:
         msg = _MESSAGES.get(kind, error["msg"])
     if kind not in ("missing", "extra_forbidden") and "input" in error:
         given = error["input"]
-        if isinstance(given, str | int | float | bool):
+        if isinstance(given, str | int | float | bool | Decimal):
             return f"{loc}: {quoted(given)} {msg}"
     return f"{loc}: {msg}"
 
