@@ -7,6 +7,7 @@ Every optional field may be missing, and missing means *not known* — the engin
 from __future__ import annotations
 
 import datetime as dt
+import math
 import types
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
@@ -108,7 +109,15 @@ def _country(value: str) -> str:
 RegionCode = Annotated[str, AfterValidator(_region), CodeDomain("region")]
 MunicipalityCode = Annotated[str, AfterValidator(_municipality), CodeDomain("municipality")]
 CountryCode = Annotated[str, AfterValidator(_country), CodeDomain("country")]
-NonNegativeNumber = Annotated[StrictInt | StrictFloat, Field(ge=0, allow_inf_nan=False)]
+def _finite(value: int | float) -> int | float:
+    # Not pydantic's allow_inf_nan: on a union with int it calls math.isfinite on the int, and
+    # 10**400 (valid JSON) then raises OverflowError instead of a message.
+    if isinstance(value, float) and not math.isfinite(value):
+        raise PydanticCustomError("finite_number", "Input should be a finite number")
+    return value
+
+
+NonNegativeNumber = Annotated[StrictInt | StrictFloat, AfterValidator(_finite), Field(ge=0)]
 
 
 class _Strict(BaseModel):
