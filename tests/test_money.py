@@ -33,7 +33,7 @@ from vembetalar.model.money import (
 from vembetalar.rules.batch import decide_frame
 from vembetalar.rules.batch_io import prepare
 from vembetalar.rules.engine import Engine
-from vembetalar.web.forms import case_from_form
+from vembetalar.web.forms import amount_from_form, case_from_form
 
 API = "/api/v1"
 
@@ -239,6 +239,14 @@ def test_form_refuses_what_is_not_an_amount(typed: str, reason: str) -> None:
     with pytest.raises(BadCase) as caught:
         case_from_form(_form(typed), dt.date(2025, 9, 15))
     assert str(caught.value).startswith(f"product.cost_sek: {json.dumps(typed)} {reason}")
+
+
+def test_a_commitment_ceiling_reads_the_same_way() -> None:
+    """For the commitment form on the case page (web/pages.py), which still reads Decimal(text)."""
+    assert amount_from_form("amount_ceiling_sek", "8 000") == Decimal("8000.00")
+    for typed in ("Infinity", "NaN", "-5", "1e30"):
+        with pytest.raises(BadCase, match=f'^amount_ceiling_sek: "{typed}" '):
+            amount_from_form("amount_ceiling_sek", typed)
 
 
 # -- the API ------------------------------------------------------------------------------------------

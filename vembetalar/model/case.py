@@ -109,6 +109,8 @@ def _country(value: str) -> str:
 RegionCode = Annotated[str, AfterValidator(_region), CodeDomain("region")]
 MunicipalityCode = Annotated[str, AfterValidator(_municipality), CodeDomain("municipality")]
 CountryCode = Annotated[str, AfterValidator(_country), CodeDomain("country")]
+
+
 def _finite(value: int | float) -> int | float:
     # Not pydantic's allow_inf_nan: on a union with int it calls math.isfinite on the int, and
     # 10**400 (valid JSON) then raises OverflowError instead of a message.

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
@@ -22,7 +23,7 @@ from vembetalar.model import codes
 from vembetalar.model.case import HELP, KIND_AREAS, LABELS, Case, case_fields
 from vembetalar.model.decision import Decision
 from vembetalar.model.errors import BadCase, describe, quoted
-from vembetalar.model.money import BadAmount, to_decimal
+from vembetalar.model.money import BadAmount, parse_sek
 from vembetalar.rules.conditions import all_of
 from vembetalar.rules.engine import Engine
 
@@ -136,6 +137,15 @@ def asked(decision: Decision | None, form: dict[str, str], candidates: Iterable[
     return [name for name in candidates if name in wanted]
 
 
+def amount_from_form(name: str, raw: str) -> Decimal:
+    """An amount in kronor as a Swedish user types it (``12 000,50``), or BadCase naming the
+    field — for every form with money in it (the case's cost, a commitment's ceiling)."""
+    try:
+        return parse_sek(raw)
+    except BadAmount as exc:
+        raise BadCase(f"{name}: {quoted(raw)} {exc}") from None
+
+
 def _value(name: str, raw: str) -> Any:
     spec = case_fields()[name]
     if spec.type == "bool":
@@ -143,10 +153,7 @@ def _value(name: str, raw: str) -> Any:
             raise BadCase(f"{name}: ska vara ja eller nej")
         return raw == "true"
     if spec.money is not None:
-        try:
-            return to_decimal(raw, spec.money, text="swedish")
-        except BadAmount as exc:
-            raise BadCase(f"{name}: {quoted(raw)} {exc}") from None
+        return amount_from_form(name, raw)
     if spec.type in ("number", "integer"):
         text = raw.replace(" ", "").replace("\u00a0", "").replace(",", ".")
         try:
