@@ -215,9 +215,7 @@ class BoundedDecimal:
             self.validate,
             serialization=core_schema.plain_serializer_function_ser_schema(
                 _as_json_number,
-                return_schema=core_schema.union_schema(
-                    [core_schema.int_schema(), core_schema.float_schema()]
-                ),
+                return_schema=_JSON_NUMBER,
                 when_used="json",
             ),
         )
