@@ -134,11 +134,8 @@ def _text(value: str, bounds: Bounded, rule: Literal["swedish", "plain"]) -> Dec
     match = (_SWEDISH if rule == "swedish" else _PLAIN).fullmatch(text)
     if match is None:
         if rule == "swedish":
-            raise BadAmount(
-                f"ska vara ett belopp i kronor, t.ex. {bounds.example}"
-                if bounds.unit == "kr"
-                else f"ska vara ett tal, t.ex. {bounds.example}"
-            )
+            unit = f" {bounds.unit}" if bounds.unit else ""
+            raise BadAmount(f"är inte ett tal (skriv t.ex. {bounds.example}{unit})")
         raise BadAmount(f"{NOT_A_NUMBER} eller en text som 1234.5 ({bounds.places_words})")
     whole = re.sub(r"[ \u00a0\u202f]", "", match["whole"])
     fraction = match["fraction"] or ""
