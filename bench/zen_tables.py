@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable, Sequence
+from decimal import Decimal
 from typing import Any
 
 import zen
@@ -26,6 +27,8 @@ from vembetalar.rules.pack import Pack, Table
 def _literal(value: Any) -> str:
     if isinstance(value, dt.date):
         return json.dumps(value.isoformat())  # dates travel as ISO strings, which sort as dates
+    if isinstance(value, Decimal):
+        return f"{value:f}"  # thresholds on amounts are exact Decimals (model/money.py)
     return json.dumps(value)
 
 

@@ -3,21 +3,24 @@
 Every operation gets valid and invalid requests generated from the schema, sent with a real API
 token. schemathesis' default checks must hold: never a 5xx, only documented status codes, every
 response (errors too) matching its documented schema and content type, schema-valid requests
-accepted and schema-violating ones refused.
+accepted and schema-violating ones refused. Then what no schema generates — NaN, Infinity,
+1e999, 400-digit integers, lone surrogates — is posted as raw JSON to every POST operation.
 """
 
 from __future__ import annotations
 
 import atexit
 import datetime as dt
+import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from webapp import TODAY, build_app
 
@@ -120,3 +123,158 @@ def flatmap_body(context: Any, body: Any) -> st.SearchStrategy[Any]:
 def test_api_on_real_cases(case: schemathesis.Case) -> None:
     """The same, with the case ids pointing at existing cases: steps, commitments and events."""
     case.call_and_validate(headers=_bearer("lakare.vgr"))
+
+
+# -- what a JSON schema cannot generate: non-finite and huge numbers, lone surrogates ----------------
+#
+# Python's json (which the server uses) reads NaN, Infinity, 1e999 (as inf) and integers of any
+# length, and "\ud800" as a lone surrogate; a schema-driven generator never sends them. Here every
+# POST operation gets a valid body with one value (or one key) replaced by such raw JSON text.
+
+_VALID_BODIES: dict[str, Any] = {
+    "/api/v1/decisions": {
+        "date": TODAY.isoformat(),
+        "kind": "assistive_device",
+        "patient": {"home_region": "13", "home_care_weeks": 2.5, "age": 54},
+        "care": {"region": "12", "referral": False},
+        "product": {"area": "mobility", "cost_sek": 12000, "supply_days": 5},
+    },
+    "/api/v1/cases": {
+        "case": {
+            "date": TODAY.isoformat(),
+            "kind": "drug_exception",
+            "patient": {"home_region": "13", "home_care_weeks": 3},
+            "care": {"region": "14"},
+            "product": {"cost_sek": 18400.5},
+        },
+        "patient_id": "19811228-9874",
+        "patient_name": "Test Testsson",
+        "product_name": "Läkemedel",
+        "note": "anteckning",
+    },
+    "/api/v1/cases/{case_id}/steps": {"step": "contacted", "note": "ringt"},
+    "/api/v1/payment-commitments": {
+        "case_id": "CASE",
+        "issuer": "region:13",
+        "amount_ceiling_sek": 8000,
+        "valid_from": "2025-10-01",
+        "valid_to": "2025-12-31",
+        "document_reference": "RV-1",
+    },
+    "/api/v1/events": {
+        "case_id": "CASE",
+        "idempotency_key": "k",
+        "kind": "dispensed",
+        "occurred_on": "2025-09-16",
+        "amount_sek": "1840.50",
+        "quantity": 1,
+        "product_name": "Läkemedel",
+    },
+}
+_MARK = "\x00hostile\x00"
+
+#: Raw JSON numbers Python's json reads but no JSON Schema generator writes.
+HOSTILE_NUMBERS = st.one_of(
+    st.sampled_from(
+        [
+            *("1e999", "-1e999", "NaN", "Infinity", "-Infinity", "1" + "0" * 400, "-1" + "0" * 400),
+            *("1e308", "1.7976931348623157e308", "5e-324", "-0.0", "9999999999.995", "1e-400"),
+        ]
+    ),
+    st.integers(min_value=-(10**450), max_value=10**450).map(str),
+    st.floats().map(json.dumps),  # with inf and nan: Infinity, NaN
+    st.sampled_from(['"Infinity"', '"NaN"', '"1e999"', '"1' + "0" * 400 + '"', '"-0"', '"12,50"']),
+)
+#: Text with a lone surrogate ("\ud800"), escaped as JSON allows: valid JSON, not valid UTF-8.
+HOSTILE_TEXT = st.tuples(st.text(max_size=3), st.characters(categories=["Cs"]), st.text(max_size=3)).map(
+    lambda parts: json.dumps("".join(parts))
+)
+
+
+def _paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [path]
+    if isinstance(value, dict):
+        for key, item in value.items():
+            out += _paths(item, (*path, key))
+    return out
+
+
+def _replaced(body: Any, path: tuple[Any, ...], raw: str, as_key: bool) -> str:
+    """``body`` as JSON text with the value at ``path`` replaced by ``raw`` (or, ``as_key``, a new
+    key ``raw`` added to the object at ``path``)."""
+    if not path and not as_key:
+        return raw
+    body = json.loads(json.dumps(body))
+    parent = body
+    for key in path[:-1] if not as_key else path:
+        parent = parent[key]
+    if as_key:
+        if not isinstance(parent, dict):
+            return raw
+        parent[_MARK] = 1
+    else:
+        parent[path[-1]] = _MARK
+    return json.dumps(body).replace(json.dumps(_MARK), raw)
+
+
+def _client() -> Any:
+    client = APP.client()
+    client.raise_server_exceptions = False  # a 5xx is the finding: see its status, not a traceback
+    client.headers["Authorization"] = f"Bearer {APP.tokens['lakare.vgr']}"
+    return client
+
+
+def test_every_post_operation_has_a_valid_body() -> None:
+    spec = APP.client().get("/api/v1/openapi.json").json()
+    posts = {path for path, ops in spec["paths"].items() if "post" in ops}
+    assert posts == set(_VALID_BODIES), "a new POST operation needs a valid body in _VALID_BODIES"
+    client = _client()
+    for path, body in _VALID_BODIES.items():
+        response = client.post(path.replace("{case_id}", CASE_IDS[0]), json=_with_case(body))
+        # Valid as a body; a business rule may still refuse it (409: the decision is not complete).
+        assert response.status_code < 500 and response.status_code not in (400, 422), (path, response.text)
+
+
+def _with_case(body: Any) -> Any:
+    return {**body, "case_id": CASE_IDS[0]} if isinstance(body, dict) and "case_id" in body else body
+
+
+_HOSTILE = {
+    "numbers": HOSTILE_NUMBERS,
+    "surrogates": HOSTILE_TEXT,
+}
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "numbers",
+        pytest.param(
+            "surrogates",
+            marks=pytest.mark.xfail(
+                strict=False,
+                reason="a lone surrogate in the body makes FastAPI's RequestValidationError.errors() raise "
+                "UnicodeEncodeError before the app's error handler runs (500); web/app.py is being "
+                "reworked by another engineer",
+            ),
+        ),
+    ],
+)
+@pytest.mark.parametrize("operation", sorted(_VALID_BODIES))
+@settings(FUZZ, max_examples=int(os.environ.get("VEMBETALAR_FUZZ_EXAMPLES", "40")))
+@given(data=st.data())
+def test_post_with_hostile_json_never_fails_the_server(
+    kind: str, operation: str, data: st.DataObject
+) -> None:
+    body = _with_case(_VALID_BODIES[operation])
+    path = data.draw(st.sampled_from(_paths(body)), label="path")
+    as_key = data.draw(st.booleans(), label="as_key") if kind == "surrogates" else False
+    raw = data.draw(_HOSTILE[kind], label="raw")
+    text = _replaced(body, path, raw, as_key)
+    response = _client().post(
+        operation.replace("{case_id}", CASE_IDS[0]),
+        content=text.encode("utf-8"),
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code < 500, (operation, text[:300], response.text)
+    assert response.headers["content-type"].startswith("application/json"), response.text

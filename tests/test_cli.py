@@ -710,3 +710,80 @@ def test_batch_with_the_retired_listed_column_names_annex(bug_runs: dict[str, An
     result = bug_runs["retired"]
     assert result.exit_code == 2, result.stderr
     assert "product.listed" in result.stderr and "product.annex" in result.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# Amounts in a batch: checked per column as a single case checks them (model/money.py).
+# --------------------------------------------------------------------------------------------
+
+
+def _error_line(result: Any) -> str:
+    """The one error line of an in-process run (after the progress line a terminal would overwrite)."""
+    assert "Traceback" not in result.stderr
+    line: str = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("fel: "), result.stderr
+    return line
+
+
+def test_batch_refuses_bad_amounts_naming_row_and_field(tmp_path: Path) -> None:
+    source = tmp_path / "costs.csv"
+    rows = ["12000", "inf", "nan", "1e30", "-1", "10000000000", "-inf", '"12,50"']
+    source.write_text(
+        "date,kind,product.cost_sek\n" + "".join(f"2025-09-15,assistive_device,{r}\n" for r in rows),
+        encoding="utf-8",
+    )
+    result = in_process("decide", "--batch", str(source), "--out", str(tmp_path / "out.csv"))
+    assert result.exit_code == 2, result.stderr
+    assert isinstance(result.exception, SystemExit), repr(result.exception)
+    line = _error_line(result)
+    for expected in [
+        "rad 2: product.cost_sek: 'inf' ska vara ett ändligt tal",
+        "rad 3: product.cost_sek: 'nan' ska vara ett ändligt tal",
+        "rad 4: product.cost_sek: '1e30' är för stort (högst 9 999 999 999,99 kr)",
+        "rad 5: product.cost_sek: '-1' får inte vara negativt",
+        "rad 6: product.cost_sek: '10000000000' är för stort",
+        "(och 2 rader till)",
+    ]:
+        assert expected in line, line
+    assert "rad 1:" not in line
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_batch_refuses_non_finite_amounts_in_json_lines(tmp_path: Path) -> None:
+    ok = '{"date": "2025-09-15", "kind": "assistive_device", "product": {"cost_sek": 12000}}\n'
+    for name, value in [("inf", "1e999"), ("huge", "1" + "0" * 400), ("negative", "-0.01")]:
+        source = tmp_path / f"{name}.jsonl"
+        source.write_text(ok + ok.replace("12000", value), encoding="utf-8")
+        result = in_process("decide", "--batch", str(source), "--out", str(tmp_path / f"{name}.csv"))
+        assert result.exit_code == 2, (name, result.stderr)
+        assert isinstance(result.exception, SystemExit), repr(result.exception)
+        line = _error_line(result)
+        # Polars itself refuses numbers beyond a float or an int64 while reading: the file is named.
+        assert "product.cost_sek" in line or "kunde inte läsas" in line, line
+        if name == "negative":
+            assert "rad 2: product.cost_sek: '-0.01' får inte vara negativt" in line, line
+
+
+def test_batch_rounds_amounts_to_ore_as_a_single_case_does(
+    tmp_path: Path, single: Callable[[dict[str, Any]], dict[str, Any]]
+) -> None:
+    """9 999.995 kr is 10 000 kr in both paths (half up, as the number reads); 12.345 is 12.35."""
+    base = {
+        "date": "2025-09-15",
+        "kind": "assistive_device",
+        "patient": {"home_region": "13"},
+        "care": {"region": "12"},
+        "product": {"area": "mobility", "advanced_adaptation": False},
+    }
+    costs = ["9999.995", "9999.994999999999", "10000", "0.5700000000000001", "12.345"]
+    source = tmp_path / "costs.csv"
+    header = ",".join(flat(base)) + ",product.cost_sek\n"
+    values = ",".join(str(v).lower() for v in flat(base).values())
+    source.write_text(header + "".join(f"{values},{c}\n" for c in costs), encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    result = in_process("decide", "--batch", str(source), "--out", str(out))
+    assert result.exit_code == 0, result.stderr
+    decided = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    expected = [single(merge(base, {"product": {"cost_sek": json.loads(c)}})) for c in costs]
+    assert decided == expected
+    assert decided[0]["rule_id"] == decided[2]["rule_id"] != decided[1]["rule_id"]

@@ -1,6 +1,6 @@
 """Random valid cases, for the benchmark and for proving batch ≡ single-case decisions.
 
-Values are drawn near the agreements' boundaries (9 999 / 10 000 / 10 001 kr, 2.9 / 3 weeks,
+Values are drawn near the agreements' boundaries (9 999 / 9 999.995 / 10 000 / 10 001 kr, 2.9 / 3 weeks,
 validity dates) and with a share of unknowns, so that every route and every ``incomplete``
 path is exercised — uniform noise would mostly produce ``no_agreement``.
 """
@@ -99,7 +99,10 @@ def generate_cases(n: int, seed: int = 7) -> pl.DataFrame:
 
     cost = rng.uniform(0, 30000, size=n).round(2).astype(object)
     edge = rng.random(n) < 0.2
-    cost[edge] = rng.choice(np.array([9999, 9999.5, 10000, 10001], dtype=object), size=int(edge.sum()))
+    # Besides whole kronor: amounts a client computed, which are rounded to öre half up as they
+    # read — 9 999.995 is 10 000 kr, 9 999.994999999999 is not — alike in batch and single case.
+    limits = [9999, 9999.5, 10000, 10001, 9999.995, 9999.994999999999, 9999.99, 10000.01]
+    cost[edge] = rng.choice(np.array(limits, dtype=object), size=int(edge.sum()))
     cost[rng.random(n) < 0.05] = None
 
     weeks = np.array(_pick(rng, n, [0, 1, 2, 2.9, 3, 4, 10], null=0.05), dtype=object)

@@ -7,6 +7,7 @@ Every optional field may be missing, and missing means *not known* — the engin
 from __future__ import annotations
 
 import datetime as dt
+import math
 import types
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
@@ -24,6 +25,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from vembetalar.model import codes
+from vembetalar.model.money import Bounded, BoundedDecimal, Sek
 
 Kind = Literal["drug_exception", "assistive_device", "medtech_product", "nutrition_product"]
 Housing = Literal["ordinary", "special_housing", "lss_group_home"]
@@ -107,7 +109,17 @@ def _country(value: str) -> str:
 RegionCode = Annotated[str, AfterValidator(_region), CodeDomain("region")]
 MunicipalityCode = Annotated[str, AfterValidator(_municipality), CodeDomain("municipality")]
 CountryCode = Annotated[str, AfterValidator(_country), CodeDomain("country")]
-NonNegativeNumber = Annotated[StrictInt | StrictFloat, Field(ge=0, allow_inf_nan=False)]
+
+
+def _finite(value: int | float) -> int | float:
+    # Not pydantic's allow_inf_nan: on a union with int it calls math.isfinite on the int, and
+    # 10**400 (valid JSON) then raises OverflowError instead of a message.
+    if isinstance(value, float) and not math.isfinite(value):
+        raise PydanticCustomError("finite_number", "Input should be a finite number")
+    return value
+
+
+NonNegativeNumber = Annotated[StrictInt | StrictFloat, AfterValidator(_finite), Field(ge=0)]
 
 
 class _Strict(BaseModel):
@@ -170,7 +182,7 @@ class Care(_Strict):
 
 class Product(_Strict):
     area: Area | None = None
-    cost_sek: NonNegativeNumber | None = None
+    cost_sek: Sek | None = None
     advanced_adaptation: StrictBool | None = None
     nt_council: NtCouncil | None = None
     annex: Annex | None = None
@@ -273,6 +285,9 @@ class FieldSpec:
     required: bool = False
     #: For code fields: which reference list the codes come from.
     domain: Literal["region", "municipality", "country"] | None = None
+    #: For amounts (a ``Decimal`` in the case, a rounded float in the batch): decimals kept, and
+    #: the bounds every path checks (``money``).
+    money: Bounded | None = None
 
 
 def _spec_for(name: str, annotation: Any, metadata: list[Any], required: bool) -> FieldSpec:
@@ -301,7 +316,8 @@ def _spec_for(name: str, annotation: Any, metadata: list[Any], required: bool) -
         return FieldSpec(name, "bool", required=required)
     if inner is int:
         return FieldSpec(name, "integer", required=required)
-    return FieldSpec(name, "number", required=required)
+    money = next((m.bounds for m in metadata if isinstance(m, BoundedDecimal)), None)
+    return FieldSpec(name, "number", required=required, money=money)
 
 
 _FIELDS: dict[str, FieldSpec] = {}

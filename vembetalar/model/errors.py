@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
@@ -43,6 +44,15 @@ _OWN = {
 }
 
 
+def quoted(value: str | int | float | bool | Decimal) -> str:
+    """A given value as it is shown in a message: as JSON, and short. A huge integer is shown
+    by its size (``1e+400``): never through ``float()`` or a 4 300-digit ``str()``."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**30:
+        return f"{Decimal(value):.0e}".replace("E", "e")
+    text = str(value) if isinstance(value, Decimal) else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 60 else text[:57] + "…" + (text[-1] if isinstance(value, str) else "")
+
+
 def describe(error: dict[str, Any]) -> str:
     """One error as ``field: what is wrong``."""
     kind = error["type"]
@@ -62,11 +72,12 @@ def describe(error: dict[str, Any]) -> str:
     elif kind in ("less_than_equal", "less_than"):
         msg = f"får inte vara större än {ctx.get('le', ctx.get('lt'))}"
     else:
+        # bad_amount (``money``) brings its own Swedish reason.
         msg = _MESSAGES.get(kind, error["msg"])
     if kind not in ("missing", "extra_forbidden") and "input" in error:
         given = error["input"]
-        if isinstance(given, str | int | float | bool) and not isinstance(given, dict):
-            return f"{loc}: {json.dumps(given, ensure_ascii=False)} {msg}"
+        if isinstance(given, str | int | float | bool | Decimal):
+            return f"{loc}: {quoted(given)} {msg}"
     return f"{loc}: {msg}"
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import polars as pl
 
 from vembetalar.model.case import KIND_AREAS, RETIRED, FieldSpec, case_fields
+from vembetalar.model.money import NEGATIVE, NOT_A_NUMBER, NOT_FINITE, round_to_places
 
 PASSTHROUGH = ("id",)
 MAX_REPORTED = 5
@@ -116,6 +117,8 @@ def _problem(spec: FieldSpec, raw_dtype: pl.DataType, wrong_type: bool) -> tuple
     if raw_dtype == pl.String:
         given = given & (raw != "")
     bad = given & value.is_null()
+    if spec.money is not None:
+        return _money_problem(spec, bad, value, raw)
     kind = {
         "category": "är inte ett tillåtet värde",
         "bool": "ska vara true eller false",
@@ -133,6 +136,42 @@ def _problem(spec: FieldSpec, raw_dtype: pl.DataType, wrong_type: bool) -> tuple
         if spec.name == "patient.age":
             bad = bad | (value > 130).fill_null(False)
     return bad, pl.format("{}: '{}' " + kind, pl.lit(spec.name), raw.cast(pl.String))
+
+
+def _money_problem(
+    spec: FieldSpec, unparsed: pl.Expr, value: pl.Expr, raw: pl.Expr
+) -> tuple[pl.Expr, pl.Expr]:
+    """An amount as ``money.to_decimal`` takes a number: finite, not negative, within the bound
+    (checked before rounding, as there), with the same reasons."""
+    assert spec.money is not None
+    not_finite = (value.is_infinite() | value.is_nan()).fill_null(False)
+    negative = (value < 0).fill_null(False)
+    too_large = (value > float(spec.money.maximum)).fill_null(False)
+    reason = (
+        pl.when(unparsed)
+        .then(pl.lit(NOT_A_NUMBER))
+        .when(not_finite)
+        .then(pl.lit(NOT_FINITE))
+        .when(negative)
+        .then(pl.lit(NEGATIVE))
+        .otherwise(pl.lit(spec.money.too_large))
+    )
+    bad = unparsed | not_finite | negative | too_large
+    return bad, pl.format("{}: '{}' {}", pl.lit(spec.name), raw.cast(pl.String), reason)
+
+
+def _round_money(frame: pl.DataFrame) -> pl.DataFrame:
+    """Amounts to whole öre, half up as the number reads — what a JSON number gets in a single
+    case — so that batch and single-case decisions agree at a limit such as 10 000 kr. CSV text
+    is rounded too: a batch is a machine's export, and 0.57 often arrives as 0.5700000000000001.
+    The column stays Float64 (the nearest float to the amount), which keeps the hot path fast."""
+    rounded = []
+    for name, spec in case_fields().items():
+        if spec.money is None or frame.get_column(name).null_count() == frame.height:
+            continue
+        values = frame.get_column(name).to_numpy()
+        rounded.append(pl.Series(name, round_to_places(values, spec.money.places), nan_to_null=True))
+    return frame.with_columns(rounded) if rounded else frame
 
 
 def load_batch(path: Path) -> pl.DataFrame:
@@ -210,7 +249,7 @@ def prepare(frame: pl.DataFrame, *, strict: bool = False) -> pl.DataFrame:
         raise BadBatch("; ".join(shown) + more)
     # As for a single case: folkbokförd in a Swedish region means living in Sweden.
     country, home = pl.col("patient.country"), pl.col("patient.home_region")
-    return converted.with_columns(
+    return _round_money(converted).with_columns(
         pl.when(country.is_null() & home.is_not_null())
         .then(pl.lit("SE"))
         .otherwise(country)

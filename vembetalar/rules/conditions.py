@@ -9,8 +9,10 @@ cannot disagree on what a rule means.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Literal
 
 import polars as pl
@@ -70,15 +72,19 @@ class Condition:
         return bool(actual >= v)
 
     def expr(self) -> pl.Expr:
-        """The same test as a Polars expression; null in, null out."""
+        """The same test as a Polars expression; null in, null out.
+
+        An amount is a float column in the batch (rounded to öre, see ``batch_io``) and its
+        threshold the float nearest the Decimal: both sides are the floats nearest decimals of
+        at most 15 digits, so they compare as the Decimals do in the single-case path."""
         col = pl.col(self.field)
-        v = self.value
+        v = _column_value(self.value)
         if self.op == "known":
             return pl.when(col.is_not_null()).then(pl.lit(True))
         if self.op == "in":
-            return col.is_in(list(v))
+            return col.is_in([_column_value(x) for x in v])
         if self.op == "not_in":
-            return ~col.is_in(list(v))
+            return ~col.is_in([_column_value(x) for x in v])
         compare: dict[str, pl.Expr] = {
             "eq": col == v,
             "ne": col != v,
@@ -102,12 +108,26 @@ class Condition:
         return f"{name} {_SYMBOL[self.op]} {shown}"
 
 
-def _show(value: Any) -> str:
-    if isinstance(value, bool):
-        return "ja" if value else "nej"
+def _column_value(value: Any) -> Any:
+    return float(value) if isinstance(value, Decimal) else value
+
+
+def show_number(value: Any) -> str:
+    """A number as texts print it, alike for a Decimal amount and the batch's float:
+    10000, 12000.5 — never 10000.00 or 1.2E+4."""
+    if isinstance(value, Decimal):
+        if value == value.to_integral_value():
+            return str(int(value))
+        return f"{value.normalize():f}"
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "ja" if value else "nej"
+    return show_number(value)
 
 
 def normalise_value(spec: FieldSpec, raw: Any) -> Any:
@@ -129,6 +149,15 @@ def normalise_value(spec: FieldSpec, raw: Any) -> Any:
     if spec.type in ("number", "integer"):
         if isinstance(raw, bool) or not isinstance(raw, int | float):
             raise ConditionError(spec.name, f"{raw!r} ska vara ett tal")
+        if spec.money is not None:
+            # An amount is compared as a Decimal: a float threshold of 0.1 would miss 0.10 kr.
+            if not math.isfinite(raw):
+                raise ConditionError(spec.name, f"{raw!r} ska vara ett ändligt tal")
+            exact = Decimal(raw) if isinstance(raw, int) else Decimal(repr(raw))
+            exponent = exact.normalize().as_tuple().exponent
+            if isinstance(exponent, int) and -exponent > spec.money.places:
+                raise ConditionError(spec.name, f"{raw!r} {spec.money.too_many_decimals}")
+            return exact
         return float(raw) if spec.type == "number" else raw
     if isinstance(raw, dt.date):
         return raw

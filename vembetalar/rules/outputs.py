@@ -26,6 +26,7 @@ from vembetalar.model.decision import (
     RuleMatch,
     Share,
 )
+from vembetalar.rules.conditions import show_number
 from vembetalar.rules.pack import TEMPLATE, Pack, Rule
 from vembetalar.rules.worlds import NO_RULE, Worlds, varying_fields
 
@@ -47,12 +48,6 @@ def order_fields(names: Sequence[str]) -> list[str]:
     """Missing fields in the order of the case form, so both paths list them alike."""
     catalogue = list(case_fields())
     return sorted(set(names), key=lambda n: catalogue.index(n) if n in catalogue else len(catalogue))
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
 
 
 # Answers are worked out once per kind of case, with the case's own values (a region code, a
@@ -92,7 +87,7 @@ def substitute(text: str, values: dict[str, Any]) -> str:
 
     def one(match: re.Match[str]) -> str:
         if match.group(1) == "v":
-            shown = _show(values[match.group(2)])
+            shown = show_number(values[match.group(2)])
         else:
             kind, _, name = match.group(2).partition(":")
             shown = codes.party_name(f"{kind}:{values[name]}")

@@ -5,7 +5,8 @@ conditions of their rules and the case values their answers print), not kept by 
 those are *shown* follows the live decision: the facts it still waits for (``missing``) and what
 the user has already filled in — a question that cannot change the answer is not asked.
 Field names are the Case's dotted names, so an error from the model points at the right input.
-Empty inputs mean "not known".
+Empty inputs mean "not known". An amount is read as a Swedish user writes it (``12 000,50``) by
+``money``, exactly: text with three decimals is refused rather than rounded.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
@@ -20,7 +22,8 @@ from pydantic import ValidationError
 from vembetalar.model import codes
 from vembetalar.model.case import HELP, KIND_AREAS, LABELS, Case, case_fields
 from vembetalar.model.decision import Decision
-from vembetalar.model.errors import BadCase, describe
+from vembetalar.model.errors import BadCase, describe, quoted
+from vembetalar.model.money import BadAmount, parse_sek
 from vembetalar.rules.conditions import all_of
 from vembetalar.rules.engine import Engine
 
@@ -134,12 +137,23 @@ def asked(decision: Decision | None, form: dict[str, str], candidates: Iterable[
     return [name for name in candidates if name in wanted]
 
 
+def amount_from_form(name: str, raw: str) -> Decimal:
+    """An amount in kronor as a Swedish user types it (``12 000,50``), or BadCase naming the
+    field — for every form with money in it (the case's cost, a commitment's ceiling)."""
+    try:
+        return parse_sek(raw)
+    except BadAmount as exc:
+        raise BadCase(f"{name}: {quoted(raw)} {exc}") from None
+
+
 def _value(name: str, raw: str) -> Any:
     spec = case_fields()[name]
     if spec.type == "bool":
         if raw not in ("true", "false"):
             raise BadCase(f"{name}: ska vara ja eller nej")
         return raw == "true"
+    if spec.money is not None:
+        return amount_from_form(name, raw)
     if spec.type in ("number", "integer"):
         text = raw.replace(" ", "").replace("\u00a0", "").replace(",", ".")
         try:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-import math
 import re
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -15,13 +14,13 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictStr,
-    WithJsonSchema,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
 from vembetalar.model.case import Case
 from vembetalar.model.decision import Decision
+from vembetalar.model.money import QUANTITY, SEK, BoundedDecimal
 
 #: The shape of a personnummer or samordningsnummer (empty: none given); the check digit is checked
 #: when the case is created.
@@ -54,65 +53,22 @@ def _utc(value: dt.datetime) -> dt.datetime:
 UtcDateTime = Annotated[dt.datetime, AfterValidator(_utc)]
 
 
-def _max(integer_digits: int, places: int) -> Decimal:
-    return Decimal(10) ** integer_digits - Decimal(1).scaleb(-places)
-
-
-def _pattern(integer_digits: int, places: int) -> str:
-    return rf"^[0-9]{{1,{integer_digits}}}(\.[0-9]{{1,{places}}})?$"
-
-
-def _decimal(integer_digits: int, places: int) -> Any:
-    """A non-negative decimal from a JSON number or text. Text must be exact (at most ``places``
-    decimals); a number is rounded to ``places`` decimals, since e.g. 0.57 often arrives as
-    0.5700000000000001 from a client that computed it."""
-    maximum, quantum = _max(integer_digits, places), Decimal(1).scaleb(-places)
-    text = re.compile(_pattern(integer_digits, places))
-    wrong = f"ska vara ett tal eller en text som 1234.5 (högst {places} decimaler)"
-
-    def parse(value: Any) -> Any:
-        if isinstance(value, Decimal):
-            return value
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            if not math.isfinite(value):
-                raise PydanticCustomError("finite_number", wrong)
-            number = Decimal(repr(value))
-            if number > maximum:
-                raise PydanticCustomError("less_than_equal", "too large", {"le": str(maximum)})
-            return number.quantize(quantum, ROUND_HALF_UP) if number >= 0 else number
-        if isinstance(value, str) and text.match(value):  # as the schema's pattern reads it
-            return Decimal(value)
-        raise PydanticCustomError("decimal_parsing", wrong)
-
-    return parse
-
-
-def _decimal_schema(integer_digits: int, places: int, description: str) -> dict[str, Any]:
-    return {
-        "anyOf": [
-            {"type": "number", "minimum": 0, "maximum": float(_max(integer_digits, places))},
-            {"type": "string", "pattern": _pattern(integer_digits, places)},
-        ],
-        "description": description,
-    }
-
-
-#: Kronor with öre (the database keeps 12 digits, 2 after the point).
+#: Kronor with öre (Numeric(12,2)): a JSON number (rounded to whole öre) or exact text; see ``money``.
 Amount = Annotated[
     Decimal,
-    BeforeValidator(_decimal(10, 2)),
-    Field(ge=0),
-    WithJsonSchema(
-        _decimal_schema(10, 2, 'Belopp i kronor: ett tal (avrundas till hela ören) eller text som "1234.50"')
+    BoundedDecimal(
+        SEK,
+        "plain",
+        'Belopp i kronor, högst 9 999 999 999,99: ett tal (avrundas till hela ören) eller text som "1234.50"',
     ),
 ]
-#: A quantity (12 digits, 3 after the point).
+#: A quantity (Numeric(12,3)).
 Quantity = Annotated[
     Decimal,
-    BeforeValidator(_decimal(9, 3)),
-    Field(ge=0),
-    WithJsonSchema(
-        _decimal_schema(9, 3, 'Antal: ett tal (avrundas till tre decimaler) eller text som "2.5"')
+    BoundedDecimal(
+        QUANTITY,
+        "plain",
+        'Antal, högst 999 999 999,999: ett tal (avrundas till tre decimaler) eller text som "2.5"',
     ),
 ]
 
