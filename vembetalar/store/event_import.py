@@ -22,6 +22,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from vembetalar.model.money import QUANTITY, SEK, BadAmount, Bounded, to_decimal
 from vembetalar.store import repo
 from vembetalar.store.models import CaseRecord
 from vembetalar.workflow import BadLine, EventLine, Forbidden, StepRefused, line_step
@@ -46,8 +47,6 @@ _LIMITS = {
     "diarienummer": 100,
     "idempotency_key": 120,
 }
-_AMOUNT = re.compile(r"[0-9]{1,10}(\.[0-9]{1,2})?")
-_QUANTITY = re.compile(r"[0-9]{1,9}(\.[0-9]{1,3})?")
 _VARUNUMMER = re.compile(r"[0-9]{6}")
 
 
@@ -110,13 +109,15 @@ def read_rows(path: Path) -> tuple[list[str], Iterator[dict[str, str]]]:
     return header, rows()
 
 
-def _decimal(row: dict[str, str], name: str, pattern: re.Pattern[str]) -> Decimal | None:
+def _decimal(row: dict[str, str], name: str, bounds: Bounded) -> Decimal | None:
+    """A number as the file's contract writes it: dot decimals, within the column's range."""
     text = row.get(name, "")
     if not text:
         return None
-    if not pattern.fullmatch(text):
-        raise BadLine(f"{name}: {text[:20]!r} är inte ett tal med punkt som decimaltecken")
-    return Decimal(text)
+    try:
+        return to_decimal(text, bounds, text="plain")
+    except BadAmount as exc:
+        raise BadLine(f"{name}: {text[:20]!r} {exc}") from None
 
 
 def line_of(row: dict[str, str]) -> EventLine:
@@ -132,9 +133,9 @@ def line_of(row: dict[str, str]) -> EventLine:
         raise BadLine("varunummer: sex siffror")
     return EventLine(
         occurred_on=occurred_on,
-        quantity=_decimal(row, "quantity", _QUANTITY),
-        unit_price_sek=_decimal(row, "unit_price_sek", _AMOUNT),
-        amount_sek=_decimal(row, "amount_sek", _AMOUNT),
+        quantity=_decimal(row, "quantity", QUANTITY),
+        unit_price_sek=_decimal(row, "unit_price_sek", SEK),
+        amount_sek=_decimal(row, "amount_sek", SEK),
         product_name=row.get("product_name") or None,
         varunummer=varunummer,
         prescriber_name=row.get("prescriber_name") or None,

@@ -23,6 +23,7 @@ from vembetalar.model import codes
 from vembetalar.model.case import HELP, LABELS
 from vembetalar.model.decision import Decision
 from vembetalar.model.errors import BadCase
+from vembetalar.model.money import QUANTITY, SEK, BadAmount, Bounded, to_decimal
 from vembetalar.rules.pack import Pack
 from vembetalar.security import (
     ROLE_NAMES,
@@ -292,18 +293,16 @@ def _refused(
     return case_detail(request, case_id, user, db, error=str(exc), status_code=status, values=form)
 
 
-_AMOUNT = re.compile(r"[0-9]{1,10}([.,][0-9]{1,2})?")
-_QUANTITY = re.compile(r"[0-9]{1,9}([.,][0-9]{1,3})?")
-
-
-def _decimal(form: dict[str, str], name: str, pattern: re.Pattern[str], example: str) -> Decimal | None:
-    """A non-negative number typed in a form ("1 840,50"): anything else names the field."""
-    text = form.get(name, "").replace(" ", "").replace("\u00a0", "")
-    if not text:
+def _decimal(form: dict[str, str], name: str, bounds: Bounded) -> Decimal | None:
+    """A number as a Swedish user types it ("1 840,50"), or None when left empty; anything
+    else (Infinity, 1e30, -5, too many decimals) names the field."""
+    raw = form.get(name, "").strip()
+    if not raw:
         return None
-    if not pattern.fullmatch(text):
-        raise BadLine(f"{name}: skriv ett tal som {example}")
-    return Decimal(text.replace(",", "."))
+    try:
+        return to_decimal(raw, bounds, text="swedish")
+    except BadAmount as exc:
+        raise BadLine(f"{name}: {exc}") from None
 
 
 def _line(form: dict[str, str]) -> EventLine:
@@ -319,9 +318,9 @@ def _line(form: dict[str, str]) -> EventLine:
     }
     return EventLine(
         occurred_on=occurred_on,
-        quantity=_decimal(form, "quantity", _QUANTITY, "2 eller 2,5"),
-        unit_price_sek=_decimal(form, "unit_price_sek", _AMOUNT, "1840,50"),
-        amount_sek=_decimal(form, "amount_sek", _AMOUNT, "1840,50"),
+        quantity=_decimal(form, "quantity", QUANTITY),
+        unit_price_sek=_decimal(form, "unit_price_sek", SEK),
+        amount_sek=_decimal(form, "amount_sek", SEK),
         varunummer=varunummer,
         diarienummer=form.get("diarienummer", "").strip()[:100] or None,
         **text,
@@ -375,7 +374,7 @@ async def case_commitment(request: Request, case_id: str, user: UserDep, db: DbD
     """The commitment and its step in one transaction: a refusal stores nothing."""
     form = await _form(request)
     try:
-        amount = _decimal(form, "amount_ceiling_sek", _AMOUNT, "85 000,00")
+        amount = _decimal(form, "amount_ceiling_sek", SEK)
         if amount is None:
             raise BadLine("amount_ceiling_sek: ange högsta belopp")
         try:
