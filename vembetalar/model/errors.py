@@ -43,6 +43,18 @@ _OWN = {
 }
 
 
+#: How much of a bad value a message repeats: enough to recognise it, never a whole upload.
+ECHO_CHARS = 40
+
+
+def _echo(value: str | int | float | bool) -> str:
+    """The bad value as JSON, cut to ECHO_CHARS characters (+ "…")."""
+    if isinstance(value, str) and len(value) > ECHO_CHARS:
+        return json.dumps(value[:ECHO_CHARS] + "…", ensure_ascii=False)
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= ECHO_CHARS + 2 else text[:ECHO_CHARS] + "…"
+
+
 def describe(error: dict[str, Any]) -> str:
     """One error as ``field: what is wrong``."""
     kind = error["type"]
@@ -54,7 +66,7 @@ def describe(error: dict[str, Any]) -> str:
     ctx = error.get("ctx") or {}
     given = error.get("input")
     if isinstance(given, float) and not math.isfinite(given):
-        return f"{loc}: {json.dumps(str(given))} ska vara ett ändligt tal"
+        return f"{loc}: {_echo(str(given))} ska vara ett ändligt tal"
     if kind == "literal_error":
         msg = f"ska vara en av {ctx.get('expected', '')}"
     elif kind in ("greater_than_equal", "greater_than"):
@@ -66,7 +78,7 @@ def describe(error: dict[str, Any]) -> str:
     if kind not in ("missing", "extra_forbidden") and "input" in error:
         given = error["input"]
         if isinstance(given, str | int | float | bool) and not isinstance(given, dict):
-            return f"{loc}: {json.dumps(given, ensure_ascii=False)} {msg}"
+            return f"{loc}: {_echo(given)} {msg}"
     return f"{loc}: {msg}"
 
 
