@@ -37,6 +37,7 @@ packs_app = typer.Typer(
     help="Regelpaket (avtal som data): lista, visa, testa, analysera.", no_args_is_help=True
 )
 app.add_typer(packs_app, name="packs")
+app.add_typer(__import__("vembetalar.cli_users", fromlist=["users_app"]).users_app, name="users")
 
 out = Console()
 err = Console(stderr=True)
@@ -162,10 +163,9 @@ def serve(
     packs: PacksOption = None,
 ) -> None:
     """Starta ärendedesken (webb + JSON-API) på databasen i $VEMBETALAR_DATABASE_URL eller ./var."""
-    import uvicorn
-
     from vembetalar.web.app import create_app
     from vembetalar.web.demo import seed
+    from vembetalar.web.server import run as run_server
     from vembetalar.web.settings import Settings
 
     try:
@@ -191,7 +191,7 @@ def serve(
             f"(curl -H 'Authorization: Bearer …' {url}/api/v1/cases)"
         )
     out.print(f"Öppna [bold]{url}[/] och logga in. API-dokumentation: {url}/api/v1/docs. Avsluta med Ctrl+C.")
-    uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
+    run_server(application, host, port)  # uvicorn with safe logging and trusted proxies only
 
 
 def _select(engine: Engine, pack_id: str | None) -> list[Pack]:
