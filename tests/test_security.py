@@ -228,12 +228,20 @@ def test_a_20_mb_field_is_not_echoed_back(db_url: str, tmp_path: Path) -> None:
 
 
 def test_describe_cuts_the_echoed_input() -> None:
-    from vembetalar.model.errors import describe
+    from vembetalar.model.errors import BadCase, describe, parse_case
 
     long = describe({"type": "date_parsing", "loc": ("date",), "msg": "x", "input": "2" * 5000})
     assert long.startswith('date: "' + "2" * 40 + '…"') and len(long) < 120
     short = describe({"type": "date_parsing", "loc": ("date",), "msg": "x", "input": "2025-13-01"})
     assert short.startswith('date: "2025-13-01"')
+    # Our own checks quote the value in their message: cut there too.
+    with pytest.raises(BadCase) as region:
+        parse_case(
+            {"date": "2025-01-01", "kind": "drug_exception", "patient": {"home_region": "9" * 100_000}}
+        )
+    assert (
+        str(region.value) == "patient.home_region: '" + "9" * 40 + "…' är inte en länskod enligt SCB (01–25)"
+    )
 
 
 # == 2. logins ====================================================================================

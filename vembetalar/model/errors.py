@@ -62,7 +62,10 @@ def describe(error: dict[str, Any]) -> str:
         return str(error["msg"])
     loc = _OWN.get(kind) or ".".join(str(p) for p in error["loc"]) or "ärendet"
     if kind in _OWN:
-        return f"{loc}: {error['msg']}"
+        msg, value = str(error["msg"]), (error.get("ctx") or {}).get("value")
+        if isinstance(value, str) and len(value) > ECHO_CHARS:
+            msg = msg.replace(value, value[:ECHO_CHARS] + "…")
+        return f"{loc}: {msg}"
     ctx = error.get("ctx") or {}
     given = error.get("input")
     if isinstance(given, float) and not math.isfinite(given):
