@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from vembetalar.cli_events import events_app
+from vembetalar.cli_users import users_app
 from vembetalar.clock import BadClock
 from vembetalar.explain import render
 from vembetalar.model.errors import BadCase, parse_case
@@ -39,6 +40,7 @@ packs_app = typer.Typer(
 )
 app.add_typer(packs_app, name="packs")
 app.add_typer(events_app, name="events")
+app.add_typer(users_app, name="users")
 
 out = Console()
 err = Console(stderr=True)
@@ -164,10 +166,9 @@ def serve(
     packs: PacksOption = None,
 ) -> None:
     """Starta ärendedesken (webb + JSON-API) på databasen i $VEMBETALAR_DATABASE_URL eller ./var."""
-    import uvicorn
-
     from vembetalar.web.app import create_app
     from vembetalar.web.demo import seed
+    from vembetalar.web.server import run as run_server
     from vembetalar.web.settings import Settings
 
     try:
@@ -193,7 +194,7 @@ def serve(
             f"(curl -H 'Authorization: Bearer …' {url}/api/v1/cases)"
         )
     out.print(f"Öppna [bold]{url}[/] och logga in. API-dokumentation: {url}/api/v1/docs. Avsluta med Ctrl+C.")
-    uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
+    run_server(application, host, port)  # uvicorn with safe logging and trusted proxies only
 
 
 def _select(engine: Engine, pack_id: str | None) -> list[Pack]:

@@ -44,13 +44,20 @@ _OWN = {
 }
 
 
+#: How much of a bad value a message repeats: enough to recognise it, never a whole upload.
+ECHO_CHARS = 40
+
+
 def quoted(value: str | int | float | bool | Decimal) -> str:
-    """A given value as it is shown in a message: as JSON, and short. A huge integer is shown
-    by its size (``1e+400``): never through ``float()`` or a 4 300-digit ``str()``."""
+    """A given value as it is shown in a message: as JSON, and short (at most ECHO_CHARS
+    characters and "…"). A huge integer is shown by its size (``1e+400``): never through
+    ``float()`` or a 4 300-digit ``str()``."""
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**30:
         return f"{Decimal(value):.0e}".replace("E", "e")
+    if isinstance(value, str) and len(value) > ECHO_CHARS:
+        return json.dumps(value[:ECHO_CHARS] + "…", ensure_ascii=False)
     text = str(value) if isinstance(value, Decimal) else json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= 60 else text[:57] + "…" + (text[-1] if isinstance(value, str) else "")
+    return text if len(text) <= ECHO_CHARS + 2 else text[:ECHO_CHARS] + "…"
 
 
 def describe(error: dict[str, Any]) -> str:
@@ -60,11 +67,14 @@ def describe(error: dict[str, Any]) -> str:
         return str(error["msg"])
     loc = _OWN.get(kind) or ".".join(str(p) for p in error["loc"]) or "ärendet"
     if kind in _OWN:
-        return f"{loc}: {error['msg']}"
+        msg, value = str(error["msg"]), (error.get("ctx") or {}).get("value")
+        if isinstance(value, str) and len(value) > ECHO_CHARS:
+            msg = msg.replace(value, value[:ECHO_CHARS] + "…")
+        return f"{loc}: {msg}"
     ctx = error.get("ctx") or {}
     given = error.get("input")
     if isinstance(given, float) and not math.isfinite(given):
-        return f"{loc}: {json.dumps(str(given))} ska vara ett ändligt tal"
+        return f"{loc}: {quoted(str(given))} ska vara ett ändligt tal"
     if kind == "literal_error":
         msg = f"ska vara en av {ctx.get('expected', '')}"
     elif kind in ("greater_than_equal", "greater_than"):

@@ -19,13 +19,30 @@ def database_url() -> str:
     return os.environ.get(URL_ENV) or DEFAULT_URL
 
 
+def _private_file(path: Path) -> None:
+    """The database holds personnummer: its folder is created 0700 and the file 0600 (and an
+    existing file is narrowed to 0600), so other local users cannot read it. SQLite gives its
+    -wal and -shm files the database file's mode."""
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    elif path.parent.resolve() == Path("var").resolve():
+        os.chmod(path.parent, 0o700)  # ./var may have been made by `mkdir -p var` (make run)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    os.chmod(path, 0o600)
+
+
 def make_engine(url: str | None = None) -> Engine:
+    """``hide_parameters``: SQL parameters (a personnummer, a note) stay out of exception texts
+    and of SQLAlchemy's own log, whatever level a deployment sets on the root logger."""
     url = url or database_url()
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+            _private_file(Path(path))
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
@@ -36,7 +53,7 @@ def make_engine(url: str | None = None) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, hide_parameters=True)
 
 
 def alembic_config(engine: Engine) -> Config:

@@ -14,6 +14,10 @@ from typing import Any
 from vembetalar.model import codes
 from vembetalar.model.case import KIND_AREAS
 
+#: The personnummer shown as an example: Skatteverket's well-known test number, which belongs to
+#: nobody (never a demo patient's, which would look real and end up in copied requests).
+EXAMPLE_PERSONNUMMER = "19121212-1212"
+
 #: pydantic writes a number bound on a union (``int | float``) under its own name, not JSON Schema's.
 _BOUNDS = {"ge": "minimum", "gt": "exclusiveMinimum", "le": "maximum", "lt": "exclusiveMaximum"}
 
@@ -53,6 +57,14 @@ def describe_case(openapi: dict[str, Any]) -> dict[str, Any]:
     municipalities = sorted(codes.municipalities())
     patient, care = _component("Patient", schemas), _component("Care", schemas)
     case = _component("Case", schemas)
+    create = schemas.get("CaseCreate")
+    if create is not None and "patient_id" in create.get("properties", {}):
+        prop = create["properties"]["patient_id"]
+        prop["description"] = (
+            f"Personnummer eller samordningsnummer, t.ex. {EXAMPLE_PERSONNUMMER} "
+            "(Skatteverkets testpersonnummer); kontrollsiffran ska stämma"
+        )
+        prop["examples"] = [EXAMPLE_PERSONNUMMER]
     if patient is not None:
         props = patient["properties"]
         _codes(props["home_region"], regions, "Länskod enligt SCB (två siffror)")

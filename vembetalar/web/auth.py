@@ -1,7 +1,11 @@
 """Who is asking: a session cookie (pages, and the API from the same browser) or an API token.
 
 Every page and API call depends on one of these; there is no anonymous route except the login
-page, the static files and the OpenAPI description. By default every request checks the user
+page, the static files and the OpenAPI description with its docs page. The cookie carries only a
+random session id (and the CSRF token); the session itself is a ``web_sessions`` row, so logout,
+a password change or deactivation end it at once. For the API, ``guard.RequestGuard`` resolves
+who is asking before any body is read and leaves the answer in ``scope["state"]`` for these
+dependencies. By default every request checks the user
 in the database, so a deactivated user or revoked token stops at once; a deployment that prefers
 speed may set $VEMBETALAR_PRINCIPAL_TTL (seconds) to reuse a looked-up identity that long.
 """
@@ -13,15 +17,16 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from vembetalar.security import token_digest
-from vembetalar.store.models import ApiToken, Organisation, User
+from vembetalar.store.accounts import session_digest, token_usable
+from vembetalar.store.models import ApiToken, Organisation, User, WebSession, utcnow
 
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 
@@ -106,65 +111,94 @@ def check_csrf(request: Request, supplied: str | None) -> None:
 _COLUMNS = (User.id, User.username, User.full_name, User.role, User.organisation_id, Organisation.name)
 
 
-def _load(request: Request, kind: str, value: str) -> Principal | None:
-    """One indexed lookup in plain SQL (no ORM objects): it runs on every API request."""
-    query = select(*_COLUMNS).join(Organisation, Organisation.id == User.organisation_id).where(User.active)
-    if kind == "token":
-        query = query.join(ApiToken, ApiToken.user_id == User.id).where(ApiToken.token_hash == value)
-    else:
-        query = query.where(User.id == int(value))
-    with request.app.state.db_engine.connect() as conn:
+def _load(db_engine: Engine, kind: str, value: str) -> Principal | None:
+    """One indexed lookup in plain SQL (no ORM objects): it runs on every API request.
+
+    A token counts while it is neither revoked nor expired; a session while it has not ended
+    or expired; either only while the user is active.
+    """
+    now = utcnow()
+    base = select(*_COLUMNS).join(Organisation, Organisation.id == User.organisation_id).where(User.active)
+    with db_engine.connect() as conn:
+        if kind == "token":
+            query = (
+                base.add_columns(ApiToken.expires_at, ApiToken.created_at, ApiToken.revoked_at)
+                .join(ApiToken, ApiToken.user_id == User.id)
+                .where(ApiToken.token_hash == value)
+            )
+            found = conn.execute(query).first()
+            if found is None or not token_usable(found[6], found[7], found[8], now):
+                return None
+            return Principal(*found[:6])
+        query = base.join(WebSession, WebSession.user_id == User.id).where(
+            WebSession.id_hash == value, WebSession.ended_at.is_(None), WebSession.expires_at > now
+        )
         row = conn.execute(query).first()
     return Principal(*row) if row is not None else None
 
 
-async def _principal(request: Request, kind: str, value: str) -> Principal | None:
-    cache: PrincipalCache = request.app.state.principals
+async def _principal(app: Any, kind: str, value: str) -> Principal | None:
+    cache: PrincipalCache = app.state.principals
     key = f"{kind}:{value}"
     found, principal = cache.get(key)
     if not found:
-        if request.app.state.db_engine.dialect.name == "sqlite":
-            principal = _load(request, kind, value)  # a local file lookup is cheaper than a thread hop
+        db_engine: Engine = app.state.db_engine
+        if db_engine.dialect.name == "sqlite":
+            principal = _load(db_engine, kind, value)  # a local file lookup is cheaper than a thread hop
         else:
-            principal = await run_in_threadpool(_load, request, kind, value)
+            principal = await run_in_threadpool(_load, db_engine, kind, value)
         cache.put(key, principal)
     return principal
 
 
-async def _from_token(request: Request) -> Principal | None:
+def session_key(session: dict[str, Any]) -> str | None:
+    """The session row's key (SHA-256 of the cookie's random id), or None without one."""
+    sid = session.get("sid")
+    return session_digest(sid) if isinstance(sid, str) and sid else None
+
+
+async def resolve(request: Request, tokens: bool = True) -> tuple[Principal | None, str]:
+    """Who is asking, from the headers and the session cookie alone (the body is not read).
+
+    Returns the principal (or None) and how: ``"token"``, ``"session"`` or ``""``. A bearer
+    header that names no valid token is a failure, even when a session cookie is present.
+    Pages (``tokens=False``) look at the session only. The API's answer is kept in
+    ``scope["state"]`` so that the guard's lookup is not repeated by the route's dependency.
+    """
+    stash = request.scope.get("state", {})
+    if tokens and "principal" in stash:
+        return stash["principal"], stash.get("auth_kind", "")
+    principal: Principal | None = None
+    how = ""
     header = request.headers.get("authorization", "")
-    if not header.lower().startswith("bearer "):
-        return None
-    principal = await _principal(request, "token", token_digest(header.split(" ", 1)[1].strip()))
-    if principal is None:
-        raise NotAuthenticated()
-    return principal
-
-
-async def _from_session(request: Request) -> Principal | None:
-    uid = request.session.get("uid")
-    if uid is None:
-        return None
-    principal = await _principal(request, "user", str(int(uid)))
-    if principal is None:
-        request.session.clear()
-    return principal
+    if tokens and header.lower().startswith("bearer "):
+        how = "token"
+        principal = await _principal(request.app, "token", token_digest(header.split(" ", 1)[1].strip()))
+    elif "session" in request.scope:
+        key = session_key(request.session)
+        if key is not None:
+            how = "session"
+            principal = await _principal(request.app, "session", key)
+            if principal is None:
+                request.session.clear()
+    if tokens:
+        stash = request.scope.setdefault("state", {})
+        stash["principal"], stash["auth_kind"] = principal, how
+    return principal, how
 
 
 async def api_user(request: Request) -> Principal:
-    principal = await _from_token(request)
-    if principal is None:
-        principal = await _from_session(request)
-        if principal is not None and request.method in UNSAFE:
-            check_csrf(request, request.headers.get("x-csrf-token"))
+    principal, how = await resolve(request)
     if principal is None:
         raise NotAuthenticated()
     request.state.user = principal
+    if how == "session" and request.method in UNSAFE:
+        check_csrf(request, request.headers.get("x-csrf-token"))
     return principal
 
 
 async def page_user(request: Request) -> Principal:
-    principal = await _from_session(request)
+    principal, _ = await resolve(request, tokens=False)
     if principal is None:
         raise NotAuthenticated()
     request.state.user = principal

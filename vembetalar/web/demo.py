@@ -41,6 +41,10 @@ CASES = [
 ]
 
 
+#: The demo token is made anew at every start; it need not outlive a working week.
+DEMO_TOKEN_DAYS = 7
+
+
 @dataclass(frozen=True)
 class DemoLogin:
     username: str
@@ -75,7 +79,8 @@ def seed(db: Session, engine: Engine, today: dt.date) -> tuple[list[DemoLogin], 
     prescriber = db.scalars(select(User).where(User.username == "lakare.vgr")).one()
     db.execute(delete(ApiToken).where(ApiToken.user_id == prescriber.id, ApiToken.label == "demo"))
     token = "vbt_" + new_secret(24)
-    db.add(ApiToken(user_id=prescriber.id, token_hash=token_digest(token), label="demo"))
+    expires = dt.datetime.now(dt.UTC) + dt.timedelta(days=DEMO_TOKEN_DAYS)
+    db.add(ApiToken(user_id=prescriber.id, token_hash=token_digest(token), label="demo", expires_at=expires))
     db.commit()
     if not db.scalar(select(func.count()).select_from(CaseRecord)):
         folder = resources.files("vembetalar.demo")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
+import anyio.to_thread
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
@@ -34,7 +35,7 @@ from vembetalar.security import (
     patient_id_for,
     verify_password,
 )
-from vembetalar.store import repo
+from vembetalar.store import accounts, repo
 from vembetalar.store.models import User
 from vembetalar.store.repo import BadLine, EventLine, StepRefused
 from vembetalar.web.api import audit_csv
@@ -105,27 +106,39 @@ def login_page(request: Request) -> HTMLResponse:
 
 @router.post("/login", response_class=HTMLResponse)
 async def login(request: Request, db: DbDep) -> Response:
+    """Argon2 runs in a worker thread, a few at a time (``hash_limiter``), so logins never stall
+    the event loop. Failures are counted in the database per (address, name) with backoff; the
+    address is the socket's unless a trusted proxy says otherwise (see ``web.server``)."""
     form = await _form(request)
-    username = form.get("username", "").strip()
+    username = form.get("username", "").strip()[:200]
     address = request.client.host if request.client else "?"
-    limiter = request.app.state.login_limiter
-    keys = (f"user:{username.lower()}", f"addr:{address}")
-    wait = limiter.blocked_for(*keys)
+    throttle = request.app.state.login_throttle
+    wait = throttle.blocked_for(db, address, username)
     if wait:
+        db.rollback()
         return render(request, "login.html", 429, error=f"För många försök. Försök igen om {wait} sekunder.")
     user = db.scalars(select(User).where(User.username == username)).first()
     # An unknown name costs a hash check too, so the answer time does not tell which names exist.
     stored = user.password_hash if user is not None else request.app.state.dummy_hash
-    password_ok = verify_password(stored, form.get("password", ""))
+    # Give the connection back to the pool while the hash runs: many logins at once must not
+    # hold every connection while they wait their turn (the rest of the app needs them).
+    db.rollback()
+    password_ok = await anyio.to_thread.run_sync(
+        verify_password, stored, form.get("password", ""), limiter=request.app.state.hash_limiter
+    )
     if user is None or not user.active or not password_ok:
-        limiter.failed(*keys)
-        who = repo.Actor(0, username[:80], "-", user.organisation_id) if user is not None else None
-        repo.audit(db, who, "login.failed", None, username[:80])
+        throttle.failed(db, address, username)
+        if user is not None:
+            who = repo.Actor(0, username[:80], "-", user.organisation_id)
+            repo.audit(db, who, "login.failed", None, username[:80])
+        else:
+            accounts.audit_for_every_admin(db, "login.failed", f"okänt användarnamn: {username[:80]}")
         db.commit()
         return render(request, "login.html", 401, error="Fel användarnamn eller lösenord.", username=username)
-    limiter.succeeded(keys[0])
+    throttle.succeeded(db, address, username)
+    session_id = accounts.start_session(db, user.id, request.app.state.settings.session_hours)
     request.session.clear()
-    request.session["uid"] = user.id
+    request.session["sid"] = session_id
     csrf_token(request)
     repo.audit(db, repo.Actor.of(user), "login", None)
     db.commit()
@@ -133,8 +146,14 @@ async def login(request: Request, db: DbDep) -> Response:
 
 
 @router.post("/logout")
-async def logout(request: Request) -> Response:
+async def logout(request: Request, db: DbDep) -> Response:
+    """Ends the session row too, so a copy of the cookie is worth nothing afterwards."""
     await _form(request)
+    sid = request.session.get("sid")
+    if isinstance(sid, str) and sid:
+        accounts.end_session(db, sid)
+        db.commit()
+        request.app.state.principals.forget(f"session:{accounts.session_digest(sid)}")
     request.session.clear()
     return RedirectResponse("/login", status_code=303)
 

@@ -310,3 +310,34 @@ class Me(BaseModel):
 
 class ErrorOut(BaseModel):
     detail: str = Field(description="En rad som namnger fältet")
+
+
+# -- API tokens (appended: the user's own tokens) -------------------------------------------------
+
+
+def _whole(value: Any) -> Any:
+    """JSON Schema's integer includes 36.0; a text or a fraction stays an error (strict int)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+class TokenIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    label: StrictStr = Field(min_length=1, max_length=100, description="Vad token används till")
+    days: Annotated[int, BeforeValidator(_whole)] = Field(
+        default=90, ge=1, le=365, strict=True, description="Giltighetstid i dagar"
+    )
+
+
+class TokenOut(BaseModel):
+    id: int
+    label: str
+    created_at: dt.datetime
+    expires_at: dt.datetime
+    revoked_at: dt.datetime | None
+    active: bool
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="Visas bara nu; spara den, vi lagrar bara dess SHA-256")
