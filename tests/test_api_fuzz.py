@@ -13,6 +13,7 @@ import atexit
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -22,6 +23,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 from webapp import TODAY, build_app
 
 # schemathesis needs the schema when the tests are collected, so the app is built at import: on a
@@ -95,7 +97,8 @@ def _bearer(username: str) -> dict[str, str]:
 @schema.parametrize()
 @FUZZ
 def test_api_as_prescriber(case: schemathesis.Case) -> None:
-    case.call_and_validate(headers=_bearer("lakare.vgr"))
+    excluded = [positive_data_acceptance] if CROSS_FIELD_RULES.search(case.operation.path) else []
+    case.call_and_validate(headers=_bearer("lakare.vgr"), excluded_checks=excluded)
 
 
 @schema.include(method="GET").parametrize()
@@ -116,13 +119,22 @@ def flatmap_body(context: Any, body: Any) -> st.SearchStrategy[Any]:
     return st.just(body)
 
 
+#: Operations whose bodies a schema cannot fully describe: a line's amount must equal quantity ×
+#: à-pris, its date must lie within the case's life and before today, a commitment must not end
+#: before it starts, a completion may only add facts. Schema-valid data may rightly get a 422
+#: naming the field there, so "positive data is accepted" is not checked for them; every other
+#: check (no 5xx, documented status codes and schemas) still is.
+CROSS_FIELD_RULES = re.compile(r"/(steps|events|corrections|completion|payment-commitments)$")
+
+
 @schema.hooks.apply(flatmap_body)
 @schema.hooks.apply(flatmap_path_parameters)
 @schema.include(path_regex=r"^/api/v1/(cases/\{case_id\}|payment-commitments$|events$)").parametrize()
 @FUZZ
 def test_api_on_real_cases(case: schemathesis.Case) -> None:
     """The same, with the case ids pointing at existing cases: steps, commitments and events."""
-    case.call_and_validate(headers=_bearer("lakare.vgr"))
+    excluded = [positive_data_acceptance] if CROSS_FIELD_RULES.search(case.operation.path) else []
+    case.call_and_validate(headers=_bearer("lakare.vgr"), excluded_checks=excluded)
 
 
 # -- what a JSON schema cannot generate: non-finite and huge numbers, lone surrogates ----------------
@@ -161,15 +173,28 @@ _VALID_BODIES: dict[str, Any] = {
         "valid_to": "2025-12-31",
         "document_reference": "RV-1",
     },
-    "/api/v1/events": {
-        "case_id": "CASE",
-        "idempotency_key": "k",
-        "kind": "dispensed",
-        "occurred_on": "2025-09-16",
-        "amount_sek": "1840.50",
+    "/api/v1/cases/{case_id}/events": {
+        "occurred_on": TODAY.isoformat(),
         "quantity": 1,
+        "unit_price_sek": "1840.50",
+        "varunummer": "123456",
         "product_name": "Läkemedel",
     },
+    "/api/v1/cases/{case_id}/events/{event_id}/corrections": {
+        "reason": "varunummer saknades",
+        "line": {"occurred_on": TODAY.isoformat(), "amount_sek": 100, "varunummer": "654321"},
+    },
+    "/api/v1/cases/{case_id}/completion": {
+        "case": {
+            "date": TODAY.isoformat(),
+            "kind": "drug_exception",
+            "patient": {"home_region": "13"},
+            "care": {"region": "14", "referral": False},
+            "product": {"nt_council": "none", "cost_sek": 100},
+        },
+        "reason": "NT-rådet har svarat",
+    },
+    "/api/v1/tokens": {"label": "fuzz", "days": 30},
 }
 _MARK = "\x00hostile\x00"
 
@@ -230,9 +255,13 @@ def test_every_post_operation_has_a_valid_body() -> None:
     assert posts == set(_VALID_BODIES), "a new POST operation needs a valid body in _VALID_BODIES"
     client = _client()
     for path, body in _VALID_BODIES.items():
-        response = client.post(path.replace("{case_id}", CASE_IDS[0]), json=_with_case(body))
+        response = client.post(_url(path), json=_with_case(body))
         # Valid as a body; a business rule may still refuse it (409: the decision is not complete).
         assert response.status_code < 500 and response.status_code not in (400, 422), (path, response.text)
+
+
+def _url(path: str) -> str:
+    return path.replace("{case_id}", CASE_IDS[0]).replace("{event_id}", "1")
 
 
 def _with_case(body: Any) -> Any:
@@ -249,15 +278,7 @@ _HOSTILE = {
     "kind",
     [
         "numbers",
-        pytest.param(
-            "surrogates",
-            marks=pytest.mark.xfail(
-                strict=False,
-                reason="a lone surrogate in the body makes FastAPI's RequestValidationError.errors() raise "
-                "UnicodeEncodeError before the app's error handler runs (500); web/app.py is being "
-                "reworked by another engineer",
-            ),
-        ),
+        "surrogates",
     ],
 )
 @pytest.mark.parametrize("operation", sorted(_VALID_BODIES))
@@ -272,7 +293,7 @@ def test_post_with_hostile_json_never_fails_the_server(
     raw = data.draw(_HOSTILE[kind], label="raw")
     text = _replaced(body, path, raw, as_key)
     response = _client().post(
-        operation.replace("{case_id}", CASE_IDS[0]),
+        _url(operation),
         content=text.encode("utf-8"),
         headers={"content-type": "application/json"},
     )
