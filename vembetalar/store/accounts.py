@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from vembetalar.security import hash_password, token_digest
 from vembetalar.store import repo
-from vembetalar.store.models import ApiToken, AuditEntry, LoginFailure, User, WebSession, utcnow
+from vembetalar.store.models import ApiToken, LoginFailure, User, WebSession, utcnow
 
 #: Tokens stored before tokens carried an expiry end this long after they were made.
 LEGACY_TOKEN_DAYS = 90
@@ -160,15 +160,6 @@ def revoke_token(db: Session, token_id: int, user_id: int | None = None) -> ApiT
 
 
 # -- audit of what was refused ---------------------------------------------------------------------
-
-
-def audit_for_every_admin(db: Session, action: str, detail: str | None) -> None:
-    """An event that belongs to no organisation (a login with an unknown user name) is written
-    once under each organisation that has an admin, so that every admin sees it in their own
-    (organisation-filtered) audit log."""
-    orgs = db.scalars(select(User.organisation_id).where(User.role == "admin", User.active).distinct()).all()
-    for org in orgs:
-        db.add(AuditEntry(user_id=None, username="-", organisation_id=org, action=action, detail=detail))
 
 
 # -- failed logins ---------------------------------------------------------------------------------

@@ -616,13 +616,17 @@ def list_events(
 def list_audit(
     db: Session, actor: Actor, *, limit: int = 500, case_id: str | None = None
 ) -> Sequence[AuditEntry]:
-    """An admin sees what the users of their organisation did, and everything done to cases
-    their organisation is party to."""
+    """An admin sees what the users of their organisation did, everything done to cases their
+    organisation is party to, and failed logins under names nobody has (they belong to no
+    organisation; the entry holds the address, never the typed name, which may be a password)."""
     require(actor, "audit.read")
     about_ours = exists().where(
         CaseParty.case_id == AuditEntry.case_id, CaseParty.organisation_id == actor.organisation_id
     )
-    query = select(AuditEntry).where((AuditEntry.organisation_id == actor.organisation_id) | about_ours)
+    nobodys = AuditEntry.organisation_id.is_(None) & (AuditEntry.action == "login.failed")
+    query = select(AuditEntry).where(
+        (AuditEntry.organisation_id == actor.organisation_id) | about_ours | nobodys
+    )
     if case_id:
         query = query.where(AuditEntry.case_id == case_id)
     rows = db.scalars(query.order_by(AuditEntry.id.desc()).limit(limit)).all()

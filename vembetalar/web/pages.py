@@ -132,7 +132,8 @@ async def login(request: Request, db: DbDep) -> Response:
             who = repo.Actor(0, username[:80], "-", user.organisation_id)
             repo.audit(db, who, "login.failed", None, username[:80])
         else:
-            accounts.audit_for_every_admin(db, "login.failed", f"okänt användarnamn: {username[:80]}")
+            # Not the typed name: it may be a password typed in the wrong field.
+            repo.audit(db, None, "login.failed", None, f"okänt användarnamn, från {address[:45]}")
         db.commit()
         return render(request, "login.html", 401, error="Fel användarnamn eller lösenord.", username=username)
     throttle.succeeded(db, address, username)
