@@ -9,15 +9,12 @@ OpenAPI description), so no login is needed.
 from __future__ import annotations
 
 import re
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
-import uvicorn
-from test_e2e_browser import CHROMIUM, CHROMIUM_ARGS, _free_port
+from live_server import served
+from test_e2e_browser import CHROMIUM, CHROMIUM_ARGS
 from webapp import build_app
 
 pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install playwright)")
@@ -32,29 +29,10 @@ pytestmark = pytest.mark.skipif(
 def base_url(tmp_path: Path) -> Iterator[str]:
     """The real app under uvicorn in a background thread, on 127.0.0.1 and a free port."""
     test_app = build_app(f"sqlite:///{tmp_path / 'docs.db'}", tmp_path / "var")
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(test_app.app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-    )
-    thread = threading.Thread(target=server.run, name="uvicorn-apidocs", daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            if server.started and httpx.get(f"{url}/login", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline or not thread.is_alive():
-            server.should_exit = True
-            pytest.fail("the app did not start under uvicorn within 15 s")
-        time.sleep(0.05)
     try:
-        yield url
+        with served(test_app.app) as url:
+            yield url
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
         test_app.app.state.db_engine.dispose()
 
 

@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
+from live_server import served
 from webapp import PASSWORD, TODAY, build_app
 
 pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install playwright)")
@@ -52,40 +49,15 @@ class Live:
         )
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     """The real app under uvicorn in a background thread, on 127.0.0.1 and a free port."""
     root = tmp_path_factory.mktemp("e2e")
     test_app = build_app(f"sqlite:///{root / 'e2e.db'}", root / "var")
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(test_app.app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-    )
-    thread = threading.Thread(target=server.run, name="uvicorn-e2e", daemon=True)
-    thread.start()
-    base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            if server.started and httpx.get(f"{base_url}/login", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline or not thread.is_alive():
-            server.should_exit = True
-            pytest.fail("the app did not start under uvicorn within 15 s")
-        time.sleep(0.05)
     try:
-        yield Live(base_url, test_app.tokens)
+        with served(test_app.app) as base_url:
+            yield Live(base_url, test_app.tokens)
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
         test_app.app.state.db_engine.dispose()
 
 

@@ -30,14 +30,15 @@ import textwrap
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import httpx
+import live_server
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
+from pg_cluster import free_port
 from sqlalchemy import select as sql_select
 from test_api import API, HALLAND_AT_VGR, HEARING_AID_IN_SKANE, assert_error, create, login, page_csrf
 from typer.testing import CliRunner
@@ -59,34 +60,9 @@ MB = 1024 * 1024
 # -- helpers: a real uvicorn on loopback ----------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def served(desk: Desk, **config: Any) -> Iterator[str]:
+def served(desk: Desk, **config: Any) -> AbstractContextManager[str]:
     """``desk``'s app under uvicorn in a thread, with the options ``vembetalar serve`` uses."""
-    from vembetalar.web.server import server_options
-
-    options = {**server_options(desk.app.state.settings), **config}
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(desk.app, host="127.0.0.1", port=port, log_level="info", **options)
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield base
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    return live_server.served(desk.app, **{"log_level": "info", **config})
 
 
 @pytest.fixture
@@ -502,7 +478,7 @@ run(app.app, "127.0.0.1", {port})
 def test_a_real_server_process_prints_no_request_data(db_url: str, tmp_path: Path) -> None:
     """``web.server.run`` (what ``vembetalar serve`` calls) in its own process, access log on:
     nothing of the requests reaches its stdout or stderr."""
-    port = _free_port()
+    port = free_port()
     token_file = tmp_path / "token"
     script = SERVER_SCRIPT.format(
         tests=str(Path(__file__).parent),

@@ -16,7 +16,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, event, func, inspect, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.orm import Session
 from webapp import TestApp as Desk
 
 from vembetalar.store import repo
@@ -105,44 +104,6 @@ def race(*jobs: Callable[[], Any], engine: Engine) -> list[Any]:
     finally:
         event.remove(engine, "before_cursor_execute", at_lock)
     assert len(waited) == len(jobs), "every job reached the lock"
-    return results
-
-
-def together(*jobs: Callable[[], Any], hold: Any) -> list[Any]:
-    """Run the jobs in threads; every session or sessionmaker in ``hold`` waits at its first commit
-    until all jobs have reached theirs. Returns each job's result or the exception it raised."""
-    barrier = threading.Barrier(len(jobs), timeout=20)
-    waited: set[int] = set()
-    lock = threading.Lock()
-
-    def wait_once(session: Session) -> None:
-        with lock:
-            first = threading.get_ident() not in waited
-            waited.add(threading.get_ident())
-        if first:
-            barrier.wait()
-
-    targets = hold if isinstance(hold, list | tuple) else [hold]
-    for target in targets:
-        event.listen(target, "before_commit", wait_once)
-    results: list[Any] = [None] * len(jobs)
-
-    def run(index: int, job: Callable[[], Any]) -> None:
-        try:
-            results[index] = job()
-        except Exception as exc:  # reported to the test, which decides
-            results[index] = exc
-
-    threads = [threading.Thread(target=run, args=(i, job)) for i, job in enumerate(jobs)]
-    try:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=60)
-        assert not any(thread.is_alive() for thread in threads), "a job hung"
-    finally:
-        for target in targets:
-            event.remove(target, "before_commit", wait_once)
     return results
 
 

@@ -14,7 +14,7 @@ import csv
 import datetime as dt
 import hashlib
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -22,7 +22,8 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from vembetalar.model.money import QUANTITY, SEK, BadAmount, Bounded, to_decimal
+from vembetalar.model.errors import quoted
+from vembetalar.model.money import QUANTITY, SEK, BadAmount, Bounded, TextRule, to_decimal
 from vembetalar.store import repo
 from vembetalar.store.models import CaseRecord
 from vembetalar.workflow import BadLine, EventLine, Forbidden, StepRefused, line_step
@@ -109,18 +110,21 @@ def read_rows(path: Path) -> tuple[list[str], Iterator[dict[str, str]]]:
     return header, rows()
 
 
-def _decimal(row: dict[str, str], name: str, bounds: Bounded) -> Decimal | None:
-    """A number as the file's contract writes it: dot decimals, within the column's range."""
-    text = row.get(name, "")
+def _decimal(row: Mapping[str, str], name: str, bounds: Bounded, numbers: TextRule) -> Decimal | None:
+    text = row.get(name, "").strip()
     if not text:
         return None
     try:
-        return to_decimal(text, bounds, text="plain")
+        return to_decimal(text, bounds, text=numbers)
     except BadAmount as exc:
-        raise BadLine(f"{name}: {text[:20]!r} {exc}") from None
+        raise BadLine(f"{name}: {quoted(text)} {exc}") from None
 
 
-def line_of(row: dict[str, str]) -> EventLine:
+def line_of(row: Mapping[str, str], numbers: TextRule = "plain") -> EventLine:
+    """An invoice line from text fields: a file's row (``numbers="plain"``: dot decimals, as the
+    contract says) or the case page's form (``"swedish"``: "1 840,50"). Wrong values are named;
+    nothing is cut short or dropped."""
+    row = {k: v.strip() for k, v in row.items() if isinstance(v, str)}
     try:
         occurred_on = dt.date.fromisoformat(row.get("occurred_on", ""))
     except ValueError:
@@ -133,9 +137,9 @@ def line_of(row: dict[str, str]) -> EventLine:
         raise BadLine("varunummer: sex siffror")
     return EventLine(
         occurred_on=occurred_on,
-        quantity=_decimal(row, "quantity", QUANTITY),
-        unit_price_sek=_decimal(row, "unit_price_sek", SEK),
-        amount_sek=_decimal(row, "amount_sek", SEK),
+        quantity=_decimal(row, "quantity", QUANTITY, numbers),
+        unit_price_sek=_decimal(row, "unit_price_sek", SEK, numbers),
+        amount_sek=_decimal(row, "amount_sek", SEK, numbers),
         product_name=row.get("product_name") or None,
         varunummer=varunummer,
         prescriber_name=row.get("prescriber_name") or None,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import re
 import uuid
 from decimal import Decimal
 from pathlib import Path
@@ -24,7 +23,7 @@ from vembetalar.model import codes
 from vembetalar.model.case import HELP, LABELS
 from vembetalar.model.decision import Decision
 from vembetalar.model.errors import BadCase
-from vembetalar.model.money import QUANTITY, SEK, BadAmount, Bounded, to_decimal
+from vembetalar.model.money import SEK, BadAmount, Bounded, to_decimal
 from vembetalar.rules.pack import Pack
 from vembetalar.security import (
     ROLE_NAMES,
@@ -36,8 +35,9 @@ from vembetalar.security import (
     verify_password,
 )
 from vembetalar.store import accounts, repo
+from vembetalar.store.event_import import line_of
 from vembetalar.store.models import User
-from vembetalar.store.repo import BadLine, EventLine, StepRefused
+from vembetalar.store.repo import BadLine, StepRefused
 from vembetalar.web.api import audit_csv
 from vembetalar.web.auth import Principal, check_csrf, csrf_token, get_db, page_user
 from vembetalar.web.forms import (
@@ -325,34 +325,16 @@ def _decimal(form: dict[str, str], name: str, bounds: Bounded) -> Decimal | None
         raise BadLine(f"{name}: {exc}") from None
 
 
-def _line(form: dict[str, str]) -> EventLine:
-    try:
-        occurred_on = dt.date.fromisoformat(form.get("occurred_on", ""))
-    except ValueError:
-        raise BadLine("occurred_on: ange datum som ÅÅÅÅ-MM-DD") from None
-    varunummer = form.get("varunummer", "").strip() or None
-    if varunummer is not None and not re.fullmatch(r"[0-9]{6}", varunummer):
-        raise BadLine("varunummer: sex siffror")
-    text = {
-        k: (form.get(k, "").strip()[:200] or None) for k in ("product_name", "prescriber_name", "unit_name")
-    }
-    return EventLine(
-        occurred_on=occurred_on,
-        quantity=_decimal(form, "quantity", QUANTITY),
-        unit_price_sek=_decimal(form, "unit_price_sek", SEK),
-        amount_sek=_decimal(form, "amount_sek", SEK),
-        varunummer=varunummer,
-        diarienummer=form.get("diarienummer", "").strip()[:100] or None,
-        **text,
-    )
-
-
 @router.post("/cases/{case_id}/steps", response_class=HTMLResponse)
 async def case_step(request: Request, case_id: str, user: UserDep, db: DbDep) -> Response:
     form = await _form(request)
     step = form.get("step", "")
     try:
-        line = _line(form) if step in ("dispensed", "delivered") and form.get("occurred_on") else None
+        line = (
+            line_of(form, "swedish")
+            if step in ("dispensed", "delivered") and form.get("occurred_on")
+            else None
+        )
         repo.add_step(
             db,
             repo.Actor.of(user),
@@ -374,7 +356,7 @@ async def event_correction(
 ) -> Response:
     form = await _form(request)
     try:
-        line = None if form.get("cancel") == "true" else _line(form)
+        line = None if form.get("cancel") == "true" else line_of(form, "swedish")
         repo.correct_event(
             db,
             repo.Actor.of(user),
