@@ -196,3 +196,20 @@ def test_a_case_with_events_is_closed_not_withdrawn(desk: Desk) -> None:
     assert "withdrawn" not in offered and "closed" in offered
     refused = vgr.post(f"{API}/cases/{case_id}/steps", json={"step": "withdrawn", "note": "fel"})
     assert refused.status_code == 409 and "makulera" in refused.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("product", "state", "first"),
+    [
+        ({"area": "drug", "cost_sek": 18400, "nt_council": "none"}, "decided", "Beslut fattat"),
+        ({"area": "drug", "cost_sek": 18400}, "needs_facts", "Prövat – uppgifter saknas"),
+    ],
+)
+def test_the_history_says_beslut_fattat_only_for_a_decision(
+    shared_desk: Desk, product: dict[str, Any], state: str, first: str
+) -> None:
+    case = create(shared_desk.api("lakare.vgr"), {**HALLAND_AT_VGR, "product": product})
+    assert case["state"] == state
+    assert case["steps"][0]["label"] == first
+    client, _ = logged_in(shared_desk, "lakare.vgr")
+    assert first in client.get(f"/cases/{case['id']}").text

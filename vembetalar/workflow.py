@@ -113,6 +113,16 @@ def label(step: str, decision: Decision | None = None) -> str:
     return STEP_NAMES.get(step, step)
 
 
+def history_label(step: str, note: str | None, decision: Decision | None = None) -> str:
+    """A step as the case's history shows it. The first trial of a case is "Beslut fattat" only
+    when it decided; one that waits for facts, or found no agreement, says so."""
+    if step == "decided" and note in ("needs_facts", "incomplete"):
+        return "Prövat – uppgifter saknas"
+    if step == "decided" and note == "no_agreement":
+        return "Prövat – inget avtal gäller"
+    return label(step, decision)
+
+
 def ended(view: CaseView) -> str | None:
     return next((s for s in reversed(view.done) if s in ("closed", "withdrawn")), None)
 

@@ -150,9 +150,8 @@ def create_case(
     ]
     db.add(record)
     db.flush()
-    db.add(
-        CaseStep(case_id=case_id, step="decided", once="decided", user_id=actor.user_id, note=decision.status)
-    )
+    first = state(view_of(record, done=()))  # decided, needs_facts or no_agreement
+    db.add(CaseStep(case_id=case_id, step="decided", once="decided", user_id=actor.user_id, note=first))
     db.add(
         CaseDecision(
             case_id=case_id,

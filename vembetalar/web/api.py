@@ -39,7 +39,7 @@ from vembetalar.web.schemas import (
     StepIn,
     StepOut,
 )
-from vembetalar.workflow import EventLine, label, offers, plan
+from vembetalar.workflow import EventLine, history_label, offers, plan
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "Felaktig begäran (t.ex. ogiltig JSON)"},
@@ -77,7 +77,13 @@ def case_out(record: CaseRecord, user: Principal, db: Session) -> CaseOut:
         case=record.case_json,
         decision=decision,
         steps=[
-            StepOut(step=s.step, label=label(s.step, decision), at=s.at, by=s.user.full_name, note=s.note)
+            StepOut(
+                step=s.step,
+                label=history_label(s.step, s.note, decision),
+                at=s.at,
+                by=s.user.full_name,
+                note=s.note,
+            )
             for s in record.steps
         ],
         plan=[PlannedStepOut(step=p.step, label=p.label, mark=p.mark, why=p.why) for p in plan(view)],

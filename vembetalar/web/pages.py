@@ -50,7 +50,7 @@ from vembetalar.web.forms import (
     form_fields,
 )
 from vembetalar.web.schemas import AuditOut
-from vembetalar.workflow import STATE_NAMES, allowed, label, line_step, offers, plan
+from vembetalar.workflow import STATE_NAMES, allowed, history_label, label, line_step, offers, plan
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
@@ -78,6 +78,7 @@ templates.env.globals.update(
     not_needed_text=NOT_NEEDED,
     step_names=STATE_NAMES,
     step_label=label,
+    history_label=history_label,
     role_names=ROLE_NAMES,
 )
 router = APIRouter(include_in_schema=False)
