@@ -24,6 +24,7 @@ from vembetalar.rules.conditions import Condition, ConditionError, parse_conditi
 from vembetalar.rules.schema import (
     OUTPUT_SCALARS,
     CitationData,
+    InvoicingData,
     Outputs,
     PackMeta,
     RulesFile,
@@ -100,6 +101,13 @@ class Pack:
         start = self.meta.valid_from.isoformat() if self.meta.valid_from else "…"
         end = self.meta.valid_to.isoformat() if self.meta.valid_to else "tills vidare"
         return f"{start} – {end}"
+
+    def invoicing_for(self, recipient_id: str | None) -> InvoicingData | None:
+        """How this agreement's invoice to ``recipient_id`` is made (``"*"`` covers any)."""
+        if self.meta.invoicing is None:
+            return None
+        found = self.meta.invoicing.recipients
+        return found.get(recipient_id or "") or found.get("*")
 
     def rules(self) -> tuple[Rule, ...]:
         """Every rule, table by table."""
@@ -251,6 +259,15 @@ def load_pack(folder: Path) -> Pack:
         for cid in contact.cite:
             if cid not in meta.citations:
                 raise PackError(f"{meta_path}: kontakt {name!r}: okänd citering {cid!r}")
+    for name, invoicing in (meta.invoicing.recipients if meta.invoicing else {}).items():
+        if name != "*" and name not in meta.recipients:
+            raise PackError(f"{meta_path}: invoicing.recipients: okänd mottagare {name!r}")
+        for cid in invoicing.cite:
+            if cid not in meta.citations:
+                raise PackError(f"{meta_path}: invoicing.recipients.{name}: okänd citering {cid!r}")
+        ref = invoicing.buyer_reference
+        if ref and name != "*" and getattr(meta.recipients[name], ref) is None:
+            raise PackError(f"{meta_path}: invoicing.recipients.{name}: mottagaren saknar {ref}")
 
     rules_raw = _read_yaml(rules_path)
     if isinstance(rules_raw, dict):

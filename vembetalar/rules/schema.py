@@ -66,6 +66,63 @@ class ParameterData(_Yaml):
     cite: list[str] = Field(min_length=1)
 
 
+#: What an invoice line can be required to show, named as billable events name it.
+LineField = Literal[
+    "occurred_on",
+    "product_name",
+    "varunummer",
+    "quantity",
+    "unit_price_sek",
+    "amount_sek",
+    "prescriber_name",
+    "unit_name",
+]
+
+
+class InvoicingData(_Yaml):
+    """How the agreement's invoice to one recipient is made, in machine-checkable terms beside the
+    agreement's own words (``required_fields`` in the rule): which of the recipient's identifiers
+    is the buyer's reference, what the invoice must state, what every line must show, what it may
+    say about the patient, and whether another system bills instead."""
+
+    buyer_reference: Literal["reference", "orderer_id"] | None = None
+    notes: list[str] = []
+    line_fields: list[LineField] = []
+    #: Facts of the case every line must carry (bilaga 1: the diarienummer).
+    case_fields: list[Literal["diarienummer"]] = []
+    #: The personal data the agreement demands on the invoice, and nothing more.
+    patient: Literal["none", "personnummer", "initials"] = "none"
+    #: One invoice may cover several patients, each line marked by a number for the patient.
+    several_patients: bool = False
+    prescriber_label: str = "Förskrivare"
+    unit_label: str = "Enhet"
+    #: Whether the invoice must say if the patient has self-care (Värmland).
+    states_self_care: bool = False
+    #: Another system invoices these events (webSesam): vembetalar never invoices them again.
+    billed_by: str | None = None
+    cite: list[str] = []
+
+
+class VatData(_Yaml):
+    """The VAT treatment of the agreement's invoices (UNCL5305 category, rate, exemption)."""
+
+    category: Literal["S", "E", "Z", "O"]
+    percent: float = 0
+    exemption_code: str | None = None
+    exemption_reason: str | None = None
+    #: Why this treatment: no seed states one, so it is recorded as an interpretation.
+    interpretation: str | None = None
+
+
+class BillingData(_Yaml):
+    vat: VatData | None = None
+    #: Months after the event within which it must be invoiced; None when the agreement states
+    #: none (then the deployment's default applies, Riksavtalet's six months).
+    claim_months: int | None = None
+    #: Per recipient id of ``recipients`` (or ``"*"`` for any recipient the rules name).
+    recipients: dict[str, InvoicingData] = {}
+
+
 class PackMeta(_Yaml):
     id: str = Field(pattern=r"^[a-z0-9_]+$")
     title: str
@@ -87,6 +144,7 @@ class PackMeta(_Yaml):
     #: and packs that take precedence over this one (a general agreement yielding to local ones).
     overrides: list[str] = []
     yields_to: list[str] = []
+    invoicing: BillingData | None = None
 
     @field_validator("parties")
     @classmethod
