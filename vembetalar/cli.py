@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from vembetalar.cli_events import events_app
+from vembetalar.cli_invoice import invoice_app
 from vembetalar.cli_users import users_app
 from vembetalar.clock import BadClock
 from vembetalar.explain import render
@@ -40,6 +41,7 @@ packs_app = typer.Typer(
 )
 app.add_typer(packs_app, name="packs")
 app.add_typer(events_app, name="events")
+app.add_typer(invoice_app, name="invoice")
 app.add_typer(users_app, name="users")
 
 out = Console()

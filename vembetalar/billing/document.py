@@ -8,9 +8,9 @@ registry and the pack's invoicing requirements; nothing here reads a database.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Literal
+from typing import Any, Literal
 
 ÖRE = Decimal("0.01")
 
@@ -115,3 +115,76 @@ class InvoiceDocument:
     @property
     def payable(self) -> Decimal:
         return self.line_total + self.tax_amount
+
+
+def document_to_json(doc: InvoiceDocument) -> dict[str, Any]:
+    """The document as JSON (dates ISO, amounts as text): how it is kept with the invoice."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, Decimal):
+            return str(value)
+        if isinstance(value, dt.date):
+            return value.isoformat()
+        if isinstance(value, tuple | list):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+
+    return {k: plain(v) for k, v in asdict(doc).items()}
+
+
+def document_from_json(data: dict[str, Any]) -> InvoiceDocument:
+    """The stored document back, exactly as issued (the XML and PDF are rendered from it)."""
+
+    def day(value: str | None) -> dt.date | None:
+        return dt.date.fromisoformat(value) if value else None
+
+    def party(p: dict[str, Any]) -> OrgParty:
+        address = p.get("address") or {}
+        return OrgParty(
+            **{k: v for k, v in p.items() if k != "address"},
+            address=Address(
+                tuple(address.get("lines", ())),
+                address.get("postcode"),
+                address.get("city"),
+                address.get("country", "SE"),
+            ),
+        )
+
+    lines = tuple(
+        DocLine(
+            number=line["number"],
+            description=line["description"],
+            quantity=Decimal(line["quantity"]),
+            unit_price=Decimal(line["unit_price"]),
+            amount=Decimal(line["amount"]),
+            varunummer=line.get("varunummer"),
+            properties=tuple((name, value) for name, value in line.get("properties", ())),
+            note=line.get("note"),
+            occurred_on=day(line.get("occurred_on")),
+        )
+        for line in data["lines"]
+    )
+    tax = data["tax"]
+    period = data.get("period")
+    corrects = data.get("corrects")
+    return InvoiceDocument(
+        kind=data["kind"],
+        number=data["number"],
+        issue_date=dt.date.fromisoformat(data["issue_date"]),
+        due_date=dt.date.fromisoformat(data["due_date"]),
+        seller=party(data["seller"]),
+        buyer=party(data["buyer"]),
+        buyer_reference=data["buyer_reference"],
+        lines=lines,
+        tax=TaxTreatment(
+            tax["category"], Decimal(tax["percent"]), tax.get("exemption_code"), tax.get("exemption_reason")
+        ),
+        currency=data.get("currency", "SEK"),
+        notes=tuple(data.get("notes", ())),
+        period=(dt.date.fromisoformat(period[0]), dt.date.fromisoformat(period[1])) if period else None,
+        corrects=(corrects[0], dt.date.fromisoformat(corrects[1])) if corrects else None,
+        contract_reference=data.get("contract_reference"),
+        project_reference=data.get("project_reference"),
+    )

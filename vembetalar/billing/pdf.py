@@ -76,19 +76,17 @@ def address_lines(address: Address) -> list[str]:
     return lines
 
 
-def vat_label(doc: InvoiceDocument) -> str:
-    """``Moms 25 %`` or ``Moms 0 % (E – undantagen från moms: VATEX-EU-132, Offentlig …)``."""
+def vat_label(doc: InvoiceDocument) -> tuple[str, str]:
+    """``Moms 25 %`` and what it rests on: ``Kategori E – undantagen från moms. Undantag:
+    VATEX-EU-132-1B, Sjukvård …`` (the category and, where exempt, the reason)."""
     tax = doc.tax
     label = f"Moms {swedish_number(tax.percent)}{NBSP}%"
-    details = [
-        f"kategori {tax.category} – {VAT_CATEGORIES[tax.category]}"
-        if tax.category in VAT_CATEGORIES
-        else f"kategori {tax.category}"
-    ]
+    name = VAT_CATEGORIES.get(tax.category)
+    detail = f"Kategori {tax.category} – {name}" if name else f"Kategori {tax.category}"
     reason = ", ".join(part for part in (tax.exemption_code, tax.exemption_reason) if part)
     if reason:
-        details.append(f"undantag: {reason}")
-    return f"{label} ({'; '.join(details)})"
+        detail += f". Undantag: {reason}"
+    return label, detail
 
 
 def currency_unit(doc: InvoiceDocument) -> str:
@@ -127,7 +125,7 @@ def render_html(doc: InvoiceDocument) -> str:
         .render(
             doc=doc,
             title="Kreditnota" if doc.kind == "credit_note" else "Faktura",
-            vat_label=vat_label(doc),
+            vat=vat_label(doc),
             unit=currency_unit(doc),
         )
     )

@@ -229,3 +229,71 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(40))
     case_id: Mapped[str | None] = mapped_column(String(36), index=True)
     detail: Mapped[str | None] = mapped_column(Text)
+
+
+class OrganisationDetails(Base):
+    """What an invoice needs to know about an organisation as seller or buyer: configuration the
+    users fill in (never guessed); ``demo`` marks made-up values of the demo registry."""
+
+    __tablename__ = "organisation_details"
+    organisation_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"), primary_key=True)
+    legal_name: Mapped[str] = mapped_column(String(200))
+    org_number: Mapped[str | None] = mapped_column(String(11))
+    vat_id: Mapped[str | None] = mapped_column(String(14))
+    f_skatt: Mapped[bool] = mapped_column(Boolean, default=False)
+    bankgiro: Mapped[str | None] = mapped_column(String(20))
+    plusgiro: Mapped[str | None] = mapped_column(String(20))
+    peppol_id: Mapped[str | None] = mapped_column(String(60))
+    gln: Mapped[str | None] = mapped_column(String(13))
+    address_lines: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    postcode: Mapped[str | None] = mapped_column(String(10))
+    city: Mapped[str | None] = mapped_column(String(100))
+    email: Mapped[str | None] = mapped_column(String(200))
+    payment_days: Mapped[int] = mapped_column(default=30)
+    demo: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class InvoiceSeries(Base):
+    """The next number of an issuer's series. Taken and advanced in the same transaction that
+    stores the invoice, so numbers are unique and gap-free even when a run dies half-way."""
+
+    __tablename__ = "invoice_series"
+    issuer: Mapped[str] = mapped_column(String(40), primary_key=True)
+    series: Mapped[str] = mapped_column(String(10), primary_key=True)
+    next_number: Mapped[int] = mapped_column(default=1)
+
+
+class Invoice(Base):
+    """An invoice or credit note as issued. The document (what the XML and PDF render) is kept as
+    issued; only the status moves on (draft → sent → paid / credited)."""
+
+    __tablename__ = "invoices"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issuer: Mapped[str] = mapped_column(String(40), index=True)
+    series: Mapped[str] = mapped_column(String(10))
+    number: Mapped[int] = mapped_column()
+    number_text: Mapped[str] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(20))  # invoice | credit_note
+    recipient: Mapped[str] = mapped_column(String(40), index=True)
+    route: Mapped[str] = mapped_column(String(160))  # pack/recipient id the requirements came from
+    period: Mapped[str] = mapped_column(String(7))  # YYYY-MM
+    issue_date: Mapped[dt.date] = mapped_column(Date)
+    due_date: Mapped[dt.date] = mapped_column(Date)
+    total_sek: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    status: Mapped[str] = mapped_column(String(20), default="draft")
+    corrects_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"), default=None)
+    document_json: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
+    __table_args__ = (UniqueConstraint("issuer", "series", "number", name="uq_invoices_number"),)
+
+
+class BilledEvent(Base):
+    """Which invoice billed an event. The primary key is the event: the database itself refuses
+    to bill an event twice, whatever two runs do at once."""
+
+    __tablename__ = "billed_events"
+    event_id: Mapped[int] = mapped_column(ForeignKey("billable_events.id"), primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), index=True)
+    line_number: Mapped[int] = mapped_column()

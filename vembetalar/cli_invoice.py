@@ -1,0 +1,148 @@
+"""``vembetalar invoice …``: invoice runs and the organisation registry, for the invoice clerk."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import select
+
+from vembetalar.billing.document import InvoiceDocument, document_from_json
+from vembetalar.billing.registry import BadRegistry, apply_registry, read_registry
+from vembetalar.billing.run import RegistryIncomplete, RunReport, month_bounds, run_invoices
+from vembetalar.clock import BadClock, Clock
+from vembetalar.rules.engine import Engine
+from vembetalar.rules.pack import PackError, load_packs
+from vembetalar.store.db import make_engine, migrate, session_factory
+from vembetalar.store.models import BillableEvent, Invoice, OrganisationDetails
+
+invoice_app = typer.Typer(
+    help="Fakturering: fakturakörningar och organisationsregistret.", no_args_is_help=True
+)
+out = Console()
+err = Console(stderr=True)
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[bold red]fel:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def write_files(doc: InvoiceDocument, folder: Path) -> list[Path]:
+    """The invoice's XML (PEPPOL BIS Billing 3.0) and PDF, each named by its invoice number."""
+    from vembetalar.billing.pdf import render_pdf
+    from vembetalar.billing.ubl import to_ubl
+
+    folder.mkdir(parents=True, exist_ok=True)
+    xml, pdf = folder / f"{doc.number}.xml", folder / f"{doc.number}.pdf"
+    xml.write_bytes(to_ubl(doc))
+    pdf.write_bytes(render_pdf(doc))
+    return [xml, pdf]
+
+
+def _print(report: RunReport) -> None:
+    table = Table("faktura", "mottagare", "rader", "belopp (kr)", title=f"{report.issuer} {report.period}")
+    for inv in report.invoices:
+        doc = document_from_json(inv.document_json)
+        table.add_row(inv.number_text, doc.buyer.name, str(len(doc.lines)), f"{inv.total_sek:.2f}")
+    out.print(table)
+    for pending in report.pending:
+        out.print(f"[yellow]ej fakturerat[/] {pending.case_reference}: {pending.reason}", highlight=False)
+    for elsewhere in report.billed_elsewhere:
+        out.print(f"[cyan]faktureras på annat håll[/] {elsewhere.case_reference}: {elsewhere.reason}")
+    for warning in report.warnings:
+        out.print(f"[yellow]varning[/] {warning}", highlight=False)
+    if report.lost_races:
+        out.print(f"{report.lost_races} grupp(er) fakturerades samtidigt av en annan körning")
+
+
+@invoice_app.command("run")
+def run_command(
+    period: Annotated[str, typer.Option("--period", help="Månaden som faktureras, ÅÅÅÅ-MM.")],
+    issuer: Annotated[
+        str | None, typer.Option("--issuer", help="Fakturerande part, t.ex. region:14.")
+    ] = None,
+    all_issuers: Annotated[bool, typer.Option("--all", help="Alla parter med underlag.")] = False,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Skriv varje fakturas XML och PDF hit.")
+    ] = None,
+) -> None:
+    """Skapa fakturor av periodens fakturaunderlag, som avtalen säger (idempotent: körs den igen
+    faktureras inget två gånger)."""
+    if (issuer is None) == (not all_issuers):
+        raise _fail("ange antingen --issuer PART eller --all")
+    try:
+        month_bounds(period)
+        today = Clock.from_env().today()
+        rules = Engine(load_packs([]))
+    except (ValueError, BadClock, PackError) as exc:
+        raise _fail(str(exc)) from None
+    db_engine = make_engine()
+    migrate(db_engine)
+    skipped = False
+    with session_factory(db_engine)() as db:
+        issuers = (
+            [issuer]
+            if issuer
+            else sorted({i for i in db.scalars(select(BillableEvent.issuer).distinct()) if i})
+        )
+        for party in issuers:
+            try:
+                report = run_invoices(db, rules, issuer=party, period=period, today=today)
+            except RegistryIncomplete as exc:
+                if issuer:
+                    raise _fail(str(exc)) from None
+                err.print(f"[yellow]hoppar över[/] {exc}", highlight=False)
+                skipped = True
+                continue
+            _print(report)
+            if out_dir is not None:
+                for inv in report.invoices:
+                    write_files(document_from_json(inv.document_json), out_dir)
+    db_engine.dispose()
+    if skipped:
+        out.print("Några parter hoppades över; fyll i organisationsregistret (vembetalar invoice registry).")
+
+
+@invoice_app.command("write")
+def write_command(
+    out_dir: Annotated[Path, typer.Option("--out", help="Mapp för XML och PDF.")],
+    period: Annotated[str | None, typer.Option("--period", help="Bara den här månaden.")] = None,
+) -> None:
+    """Skriv ut redan skapade fakturor (XML och PDF), t.ex. igen efter ett avbrott."""
+    db_engine = make_engine()
+    migrate(db_engine)
+    with session_factory(db_engine)() as db:
+        query = select(Invoice).order_by(Invoice.issuer, Invoice.number)
+        if period:
+            query = query.where(Invoice.period == period)
+        count = 0
+        for inv in db.scalars(query):
+            write_files(document_from_json(inv.document_json), out_dir)
+            count += 1
+    db_engine.dispose()
+    out.print(f"{count} fakturor skrivna till {out_dir}")
+
+
+@invoice_app.command("registry")
+def registry_command(
+    file: Annotated[Path, typer.Argument(metavar="REGISTER.yaml", help="organisations: {region:NN: {...}}")],
+) -> None:
+    """Läs in organisationsregistret: juridiskt namn, organisationsnummer, bankgiro, PEPPOL-id, adress."""
+    try:
+        entries = read_registry(file)
+    except BadRegistry as exc:
+        raise _fail(str(exc)) from None
+    db_engine = make_engine()
+    migrate(db_engine)
+    with session_factory(db_engine)() as db:
+        count = apply_registry(db, entries)
+        demo = [p for p, e in entries.items() if e.demo]
+        total = len(db.scalars(select(OrganisationDetails.organisation_id)).all())
+    db_engine.dispose()
+    out.print(f"{count} organisationer inlästa ({total} i registret).")
+    if demo:
+        out.print(f"[yellow]Demodata (påhittade nummer, inte för riktig fakturering):[/] {', '.join(demo)}")
