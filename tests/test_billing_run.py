@@ -227,3 +227,87 @@ def test_period_must_be_a_month() -> None:
     for bad in ("2024-13", "2024-5", "maj", "2024-05-01"):
         with pytest.raises(ValueError, match="--period"):
             month_bounds(bad)
+
+
+def test_a_credit_note_reverses_an_invoice_and_frees_its_standing_events(desk: Desk) -> None:
+    from vembetalar.billing.credit import CannotCredit, credit_invoice
+
+    registry(desk)
+    vgr = desk.api("lakare.vgr")
+    take(vgr, create(vgr, HALLAND_AT_VGR)["id"], "dispensed", line=line())
+    (invoice,) = run(desk, "region:14").invoices
+    with desk.app.state.sessions() as db:
+        credit = credit_invoice(
+            db, issuer="region:14", number_text=invoice.number_text, reason="fel mottagare", today=TODAY
+        )
+        db.expunge(credit)
+        with pytest.raises(CannotCredit, match="redan krediterad"):
+            credit_invoice(
+                db, issuer="region:14", number_text=invoice.number_text, reason="igen", today=TODAY
+            )
+        original = db.get(Invoice, invoice.id)
+        assert original is not None and original.status == "credited"
+    doc = document_from_json(credit.document_json)
+    assert (credit.number_text, doc.kind) == ("K000001", "credit_note")
+    assert doc.corrects == (invoice.number_text, TODAY)
+    assert doc.payable == Decimal("1840.50")
+    assert fatal_findings(to_ubl(doc)) == []
+    # The event stands, so the next run invoices it again, with the next invoice number.
+    (again,) = run(desk, "region:14").invoices
+    assert again.number_text == "F000002"
+
+
+def _halland_prescriber(desk: Desk) -> Any:
+    """A prescriber at Region Halland (bilaga 1: Halland decides and invoices VGR)."""
+    from vembetalar.security import hash_password, token_digest
+    from vembetalar.store.models import ApiToken, User
+
+    with desk.app.state.sessions() as db:
+        user = User(
+            username="lakare.halland",
+            full_name="Hans Halland",
+            role="prescriber",
+            organisation_id="region:13",
+            password_hash=hash_password("x"),
+        )
+        db.add(user)
+        db.flush()
+        db.add(ApiToken(user_id=user.id, token_hash=token_digest("tok-halland-2"), label="test"))
+        db.commit()
+    client = desk.client()
+    client.headers["Authorization"] = "Bearer tok-halland-2"
+    return client
+
+
+def test_an_invoice_carries_only_the_personal_data_its_agreement_demands(desk: Desk) -> None:
+    """Bilaga 1: personnummer (and nothing else of the patient); bilagor 2–3: nothing; Värmland:
+    initials only. Checked in the XML and in the PDF's text, for every pack that invoices."""
+    from pypdf import PdfReader
+
+    from vembetalar.billing.pdf import render_pdf
+
+    registry(desk)
+    name = {"patient_id": "19811228-9874", "patient_name": "Greta Östling"}
+    vgr, mas, halland = desk.api("lakare.vgr"), desk.api("mas.karlstad"), _halland_prescriber(desk)
+    take(vgr, create(vgr, HALLAND_AT_VGR, **name)["id"], "dispensed", line=line())
+    take(vgr, create(vgr, BILAGA_3, **name)["id"], "dispensed", line=line())
+    take(halland, create(halland, BILAGA_1, **name)["id"], "dispensed", line=line(diarienummer="RH-1"))
+    varmland = line(occurred_on="2023-10-05", varunummer=None)
+    take(mas, create(mas, KARLSTAD_ANNEX_REGION, **name)["id"], "delivered", line=varmland)
+    invoices = [
+        *run(desk, "region:14").invoices,
+        *run(desk, "region:13").invoices,
+        *run(desk, "kommun:1780", "2023-10").invoices,
+    ]
+    demanded = {"vgr_ohsn": "personnummer", "region_varmland": "initials"}
+    assert len(invoices) == 4
+    for invoice in invoices:
+        doc = document_from_json(invoice.document_json)
+        route = invoice.route.rsplit("/", 1)[1]
+        xml = to_ubl(doc).decode()
+        reader = PdfReader(__import__("io").BytesIO(render_pdf(doc)))
+        pdf = " ".join(page.extract_text() for page in reader.pages)
+        for text, where in ((xml, "XML"), (pdf, "PDF")):
+            assert "Greta" not in text and "Östling" not in text, f"{route} {where}: the name"
+            assert carries_pnr(text) == (demanded.get(route) == "personnummer"), f"{route} {where}"
+            assert ("(GÖ)" in text) == (demanded.get(route) == "initials"), f"{route} {where}"

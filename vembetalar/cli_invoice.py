@@ -146,3 +146,30 @@ def registry_command(
     out.print(f"{count} organisationer inlästa ({total} i registret).")
     if demo:
         out.print(f"[yellow]Demodata (påhittade nummer, inte för riktig fakturering):[/] {', '.join(demo)}")
+
+
+@invoice_app.command("credit")
+def credit_command(
+    number: Annotated[str, typer.Argument(metavar="FAKTURANUMMER", help="T.ex. F000012.")],
+    issuer: Annotated[str, typer.Option("--issuer", help="Fakturerande part, t.ex. region:14.")],
+    reason: Annotated[str, typer.Option("--reason", help="Varför fakturan krediteras.")],
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Skriv kreditnotans XML och PDF hit.")] = None,
+) -> None:
+    """Kreditera en faktura i sin helhet med en kreditnota som hänvisar till den (fakturan ändras aldrig)."""
+    from vembetalar.billing.credit import CannotCredit, credit_invoice
+
+    try:
+        today = Clock.from_env().today()
+    except BadClock as exc:
+        raise _fail(str(exc)) from None
+    db_engine = make_engine()
+    migrate(db_engine)
+    with session_factory(db_engine)() as db:
+        try:
+            credit = credit_invoice(db, issuer=issuer, number_text=number, reason=reason, today=today)
+        except CannotCredit as exc:
+            raise _fail(str(exc)) from None
+        out.print(f"Kreditnota {credit.number_text} för {number}: {credit.total_sek:.2f} kr")
+        if out_dir is not None:
+            write_files(document_from_json(credit.document_json), out_dir)
+    db_engine.dispose()

@@ -34,6 +34,8 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "event.read": frozenset({"invoice_clerk", "pharma_unit", "admin", "prescriber", "mas"}),
     "patient_id.read": frozenset({"prescriber", "invoice_clerk", "mas"}),
     "audit.read": frozenset({"admin"}),
+    "invoice.read": frozenset({"invoice_clerk", "admin"}),
+    "invoice.write": frozenset({"invoice_clerk"}),
 }
 
 _hasher = PasswordHasher()

@@ -290,25 +290,25 @@ def _claim_warnings(
     return out
 
 
-def _ensure_series(db: Session, issuer: str) -> None:
+def ensure_series(db: Session, issuer: str, series: str = SERIES) -> None:
     """Create the issuer's series row once (a concurrent run may create it first)."""
-    if db.get(InvoiceSeries, (issuer, SERIES)) is None:
-        db.add(InvoiceSeries(issuer=issuer, series=SERIES, next_number=1))
+    if db.get(InvoiceSeries, (issuer, series)) is None:
+        db.add(InvoiceSeries(issuer=issuer, series=series, next_number=1))
         try:
             db.commit()
         except IntegrityError:
             db.rollback()
 
 
-def _next_number(db: Session, issuer: str) -> int:
+def next_number(db: Session, issuer: str, series: str = SERIES) -> int:
     """Take the series' next number inside the caller's transaction (locking the row)."""
     db.execute(
         update(InvoiceSeries)
-        .where(InvoiceSeries.issuer == issuer, InvoiceSeries.series == SERIES)
+        .where(InvoiceSeries.issuer == issuer, InvoiceSeries.series == series)
         .values(next_number=InvoiceSeries.next_number)
     )
-    row = db.get(InvoiceSeries, (issuer, SERIES), populate_existing=True, with_for_update=True)
-    assert row is not None  # _ensure_series made it
+    row = db.get(InvoiceSeries, (issuer, series), populate_existing=True, with_for_update=True)
+    assert row is not None  # ensure_series made it
     number = row.next_number
     row.next_number = number + 1
     return number
@@ -337,7 +337,7 @@ def run_invoices(
         )
     assert details is not None
     seller = _seller(details)
-    _ensure_series(db, issuer)
+    ensure_series(db, issuer)
     rows = db.execute(_standing_unbilled(issuer, start, end)).all()
     groups: dict[tuple[str, str, str, str], list[tuple[BillableEvent, CaseRecord]]] = defaultdict(list)
     routes: dict[tuple[str, str, str, str], _Route] = {}
@@ -434,7 +434,7 @@ def _issue(
             report.pending.append(Pending(event.id, case.reference, recipient_party, why))
         return None
     try:
-        number = _next_number(db, report.issuer)
+        number = next_number(db, report.issuer)
         document = InvoiceDocument(
             kind="invoice",
             number=f"{SERIES}{number:06d}",

@@ -297,3 +297,14 @@ class BilledEvent(Base):
     event_id: Mapped[int] = mapped_column(ForeignKey("billable_events.id"), primary_key=True)
     invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), index=True)
     line_number: Mapped[int] = mapped_column()
+
+
+class InvoiceReceipt(Base):
+    """The recipient's own handling of an incoming invoice (received → checked → attested |
+    disputed). No row means "received": the issuer's status stays on ``invoices``."""
+
+    __tablename__ = "invoice_receipts"
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), primary_key=True)
+    status: Mapped[str] = mapped_column(String(20), default="received")
+    checked_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
