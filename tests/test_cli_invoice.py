@@ -1,0 +1,81 @@
+"""``vembetalar invoice …`` as the invoice clerk runs it: registry, run with files, credit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from peppol_check import fatal_findings
+from test_api import HALLAND_AT_VGR, create, take
+from test_billing_run import DEMO_REGISTRY, line
+from typer.testing import CliRunner, Result
+from webapp import TODAY, build_app
+from webapp import TestApp as Desk
+
+from vembetalar.cli import app
+
+
+@pytest.fixture
+def desk(tmp_path: Path) -> Iterator[Desk]:
+    built = build_app(f"sqlite:///{tmp_path / 'invoice.db'}", tmp_path / "var")
+    yield built
+    built.app.state.db_engine.dispose()
+
+
+def cli(desk: Desk, *args: str) -> Result:
+    env = {
+        "VEMBETALAR_DATABASE_URL": desk.app.state.settings.database_url,
+        "VEMBETALAR_TODAY": TODAY.isoformat(),
+        "COLUMNS": "200",
+    }
+    return CliRunner().invoke(app, ["invoice", *args], env=env)
+
+
+def test_run_writes_valid_xml_and_pdf_named_by_number_then_bills_nothing_twice(
+    desk: Desk, tmp_path: Path
+) -> None:
+    vgr = desk.api("lakare.vgr")
+    take(vgr, create(vgr, HALLAND_AT_VGR)["id"], "dispensed", line=line())
+    period = TODAY.strftime("%Y-%m")
+    refused = cli(desk, "run", "--issuer", "region:14", "--period", period)
+    assert refused.exit_code == 2 and "organisationsregistret saknas" in refused.output
+
+    loaded = cli(desk, "registry", str(DEMO_REGISTRY))
+    assert loaded.exit_code == 0 and "Demodata" in loaded.output
+    out = tmp_path / "ut"
+    made = cli(desk, "run", "--issuer", "region:14", "--period", period, "--out", str(out))
+    assert made.exit_code == 0, made.output
+    assert sorted(p.name for p in out.iterdir()) == ["F000001.pdf", "F000001.xml"]
+    assert fatal_findings((out / "F000001.xml").read_bytes()) == []
+    assert (out / "F000001.pdf").read_bytes().startswith(b"%PDF")
+
+    again = cli(desk, "run", "--all", "--period", period)
+    assert again.exit_code == 0 and "F000002" not in again.output
+
+    credited = cli(
+        desk, "credit", "F000001", "--issuer", "region:14", "--reason", "fel belopp", "--out", str(out)
+    )
+    assert credited.exit_code == 0, credited.output
+    assert fatal_findings((out / "K000001.xml").read_bytes()) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "--period", "2024-05"], "--issuer"),
+        (["run", "--issuer", "region:14", "--all", "--period", "2024-05"], "--issuer"),
+        (["run", "--issuer", "region:14", "--period", "maj"], "--period"),
+        (["credit", "F999999", "--issuer", "region:14", "--reason", "x"], "ingen faktura"),
+    ],
+)
+def test_bad_input_is_one_line_naming_what_is_wrong(desk: Desk, args: list[str], message: str) -> None:
+    result = cli(desk, *args)
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+
+
+def test_a_registry_with_a_bad_number_is_refused_naming_the_party(desk: Desk, tmp_path: Path) -> None:
+    bad = tmp_path / "reg.yaml"
+    bad.write_text('organisations:\n  "region:14":\n    legal_name: X\n    org_number: "232100-0132"\n')
+    result = cli(desk, "registry", str(bad))
+    assert result.exit_code == 2 and "region:14: org_number" in result.output
