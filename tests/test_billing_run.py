@@ -311,3 +311,17 @@ def test_an_invoice_carries_only_the_personal_data_its_agreement_demands(desk: D
             assert "Greta" not in text and "Östling" not in text, f"{route} {where}: the name"
             assert carries_pnr(text) == (demanded.get(route) == "personnummer"), f"{route} {where}"
             assert ("(GÖ)" in text) == (demanded.get(route) == "initials"), f"{route} {where}"
+
+
+def test_events_near_their_claim_deadline_are_warned_about_and_late_ones_still_invoiced(desk: Desk) -> None:
+    """No seed states a claim period; Riksavtalet's six months apply by default."""
+    registry(desk)
+    vgr = desk.api("lakare.vgr")
+    april = create(vgr, {**HALLAND_AT_VGR, "date": "2025-03-01"})["id"]
+    take(vgr, april, "dispensed", line=line(occurred_on="2025-03-20"))  # deadline 2025-09-20: 5 days
+    take(vgr, april, "dispensed", line=line(occurred_on="2025-03-01"))  # deadline 2025-09-01: lapsed
+    report = run(desk, "region:14", "2025-03")
+    assert len(report.invoices) == 1 and len(document_from_json(report.invoices[0].document_json).lines) == 2
+    nearing, lapsed = sorted(report.warnings, key=lambda w: "ändå" in w)
+    assert "ska faktureras senast 2025-09-20" in nearing
+    assert "senast 2025-09-01" in lapsed and "faktureras ändå" in lapsed
