@@ -79,3 +79,19 @@ def test_a_registry_with_a_bad_number_is_refused_naming_the_party(desk: Desk, tm
     bad.write_text('organisations:\n  "region:14":\n    legal_name: X\n    org_number: "232100-0132"\n')
     result = cli(desk, "registry", str(bad))
     assert result.exit_code == 2 and "region:14: org_number" in result.output
+
+
+def test_the_registry_can_be_a_csv_from_a_spreadsheet(desk: Desk, tmp_path: Path) -> None:
+    sheet = tmp_path / "register.csv"
+    sheet.write_text(
+        "\ufeffparty;legal_name;org_number;vat_id;bankgiro;address;demo\n"
+        "region:14;Västra Götalandsregionen;999000000-3;SE999000000301;5050-1055;"
+        "Regionens hus | 462 80 Vänersborg;ja\n",
+        encoding="utf-8",
+    )
+    result = cli(desk, "registry", str(sheet))
+    assert result.exit_code == 0 and "1 organisationer" in result.output, result.output
+    wrong = tmp_path / "fel.csv"
+    wrong.write_text("party;legal_name;personnummer\nregion:14;X;19121212-1212\n", encoding="utf-8")
+    refused = cli(desk, "registry", str(wrong))
+    assert refused.exit_code == 2 and "personnummer" in refused.output

@@ -4,6 +4,8 @@ these, so every value is checked the way the PEPPOL rules will check it, at impo
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from pathlib import Path
 from typing import Any
@@ -70,11 +72,49 @@ class RegistryEntry(BaseModel):
         return value
 
 
+#: The CSV form's columns: one row per organisation; address lines separated by " | ".
+CSV_COLUMNS = (
+    "party",
+    "legal_name",
+    "org_number",
+    "vat_id",
+    "f_skatt",
+    "bankgiro",
+    "plusgiro",
+    "peppol_id",
+    "gln",
+    "address",
+    "email",
+    "payment_days",
+    "demo",
+)
+
+
+def _from_csv(text: str, path: Path) -> dict[str, Any]:
+    rows = list(
+        csv.DictReader(io.StringIO(text), delimiter=";" if text.count(";") > text.count(",") else ",")
+    )
+    if rows and set(rows[0]) - set(CSV_COLUMNS):
+        raise BadRegistry(f"{path}: okända kolumner {', '.join(sorted(set(rows[0]) - set(CSV_COLUMNS)))}")
+    orgs: dict[str, Any] = {}
+    for row in rows:
+        data: dict[str, Any] = {k: v.strip() for k, v in row.items() if k != "party" and v and v.strip()}
+        if "address" in data:
+            data["address"] = [line.strip() for line in data["address"].split("|") if line.strip()]
+        for flag in ("f_skatt", "demo"):
+            if flag in data:
+                data[flag] = data[flag].lower() in ("ja", "true", "1", "yes")
+        orgs[(row.get("party") or "").strip()] = data
+    return {"organisations": orgs}
+
+
 def read_registry(path: Path) -> dict[str, RegistryEntry]:
-    """``organisations: {"region:14": {...}}`` from YAML; every error names the party and field."""
+    """``organisations: {"region:14": {...}}`` from YAML, or one row per organisation from CSV
+    (CSV_COLUMNS, comma or semicolon); every error names the party and field."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        text = path.read_text(encoding="utf-8-sig")
+        raw = _from_csv(text, path) if path.suffix.lower() == ".csv" else yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, csv.Error) as exc:
         raise BadRegistry(f"{path}: kan inte läsas ({type(exc).__name__})") from None
     orgs = raw.get("organisations") if isinstance(raw, dict) else None
     if not isinstance(orgs, dict):
