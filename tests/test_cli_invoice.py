@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -95,3 +96,32 @@ def test_the_registry_can_be_a_csv_from_a_spreadsheet(desk: Desk, tmp_path: Path
     wrong.write_text("party;legal_name;personnummer\nregion:14;X;19121212-1212\n", encoding="utf-8")
     refused = cli(desk, "registry", str(wrong))
     assert refused.exit_code == 2 and "personnummer" in refused.output
+
+
+def test_check_reads_a_received_invoice_against_its_agreement(desk: Desk, tmp_path: Path) -> None:
+    from test_billing_run import KARLSTAD_ANNEX_REGION
+
+    assert cli(desk, "registry", str(DEMO_REGISTRY)).exit_code == 0
+    mas = desk.api("mas.karlstad")
+    case_id = create(mas, KARLSTAD_ANNEX_REGION, patient_name="Anna Berg")["id"]
+    take(mas, case_id, "delivered", line=line(occurred_on="2023-10-05", varunummer=None))
+    out = tmp_path / "ut"
+    assert (
+        cli(desk, "run", "--issuer", "kommun:1780", "--period", "2023-10", "--out", str(out)).exit_code == 0
+    )
+    good = out / "F000001.xml"
+    passed = cli(desk, "check", str(good))
+    assert passed.exit_code == 0, passed.output
+    assert "Region Värmland" in passed.output and "uppfyller avtalets krav" in passed.output
+
+    text = good.read_text(encoding="utf-8")
+    broken = tmp_path / "utan-bestallar-id.xml"
+    broken.write_text(re.sub(r"<cbc:BuyerReference>[^<]*</cbc:BuyerReference>", "", text), encoding="utf-8")
+    failed = cli(desk, "check", str(broken))
+    assert failed.exit_code == 1 and "9640028" in failed.output, failed.output
+
+    bomb = tmp_path / "bomb.xml"
+    bomb.write_text('<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;">]><x>&b;</x>')
+    refused = cli(desk, "check", str(bomb))
+    assert refused.exit_code == 2 and len(refused.output.strip().splitlines()) <= 3
+    assert "Traceback" not in refused.output

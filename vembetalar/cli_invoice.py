@@ -173,3 +173,40 @@ def credit_command(
         if out_dir is not None:
             write_files(document_from_json(credit.document_json), out_dir)
     db_engine.dispose()
+
+
+@invoice_app.command("check")
+def check_command(
+    file: Annotated[Path, typer.Argument(metavar="FAKTURA.xml", help="En mottagen faktura (UBL/PEPPOL).")],
+) -> None:
+    """Granska en mottagen faktura mot avtalet den faller under (valt efter parterna och fakturans
+    egna datum) och lista varje brist på svenska. Slutkod 0 bara när den håller."""
+    from vembetalar.billing.inbound import UnreadableInvoice, failures, read_invoice
+    from vembetalar.billing.requirements import requirements_for
+
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise _fail(f"{file}: kan inte läsas ({exc.strerror})") from None
+    try:
+        invoice = read_invoice(data)
+    except UnreadableInvoice as exc:
+        raise _fail(f"{file}: {exc}") from None
+    try:
+        rules = Engine(load_packs([]))
+    except PackError as exc:
+        raise _fail(str(exc)) from None
+    agreement = requirements_for(rules, invoice)
+    if agreement is None:
+        raise _fail(
+            f"{file}: ingen mottagare i avtalen känns igen (köparens referens eller id) för fakturans datum",
+            1,
+        )
+    found = failures(invoice, agreement.requirements)
+    out.print(f"Avtal: {agreement.name}", highlight=False)
+    if not found:
+        out.print("[green]Fakturan uppfyller avtalets krav.[/]")
+        return
+    for failure in found:
+        out.print(f"[red]✗[/] {failure}", highlight=False)
+    raise typer.Exit(1)
