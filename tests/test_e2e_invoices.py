@@ -1,0 +1,132 @@
+"""End to end in headless Chromium: VGR's invoice clerk runs the month, opens the invoice,
+downloads the e-invoice (which passes the official PEPPOL rules) and marks it sent."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from live_server import served
+from peppol_check import fatal_findings
+from test_api import HALLAND_AT_VGR, create, take
+from test_billing_run import DEMO_REGISTRY, line
+from webapp import PASSWORD, build_app
+
+from vembetalar.billing.registry import apply_registry, read_registry
+from vembetalar.security import hash_password
+from vembetalar.store.models import User
+
+pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install playwright)")
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+CHROMIUM = shutil.which("chromium")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install -y chromium)"
+)
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+CLERK = "faktura.vgr"
+
+
+@pytest.fixture(scope="module")
+def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The real app under uvicorn with the demo registry, a VGR invoice clerk and one dispensing
+    of a Halland patient at VGR waiting to be invoiced (bilaga 2)."""
+    root = tmp_path_factory.mktemp("e2e-invoices")
+    test_app = build_app(f"sqlite:///{root / 'e2e.db'}", root / "var")
+    with test_app.app.state.sessions() as db:
+        apply_registry(db, read_registry(DEMO_REGISTRY))
+        db.add(
+            User(
+                username=CLERK,
+                full_name="Frida Faktura",
+                role="invoice_clerk",
+                organisation_id="region:14",
+                password_hash=hash_password(PASSWORD),
+            )
+        )
+        db.commit()
+    try:
+        with served(test_app.app) as url:
+            with httpx.Client(
+                base_url=url, headers={"Authorization": f"Bearer {test_app.tokens['lakare.vgr']}"}, timeout=10
+            ) as vgr:
+                case_id = create(vgr, HALLAND_AT_VGR, patient_id="19811228-9874")["id"]
+                take(vgr, case_id, "dispensed", line=line())
+            yield url
+    finally:
+        test_app.app.state.db_engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser, base_url: str) -> Iterator[Page]:
+    context = browser.new_context(base_url=base_url, locale="sv-SE", accept_downloads=True)
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+def test_the_clerk_runs_the_month_downloads_the_e_invoice_and_marks_it_sent(
+    page: Page, tmp_path: Path
+) -> None:
+    page.goto("/login")
+    page.get_by_label("Användarnamn").fill(CLERK)
+    page.get_by_label("Lösenord").fill(PASSWORD)
+    page.get_by_role("button", name="Logga in").click()
+    expect(page).to_have_url(re.compile(r"/cases$"))
+
+    page.locator("header nav").get_by_role("link", name="Fakturor").click()
+    expect(page.get_by_role("heading", name="Fakturor", exact=True)).to_be_visible()
+    expect(page.get_by_text("Inga utgående fakturor")).to_be_visible()
+
+    page.get_by_label("Period (ÅÅÅÅ-MM)").first.fill("2025-09")
+    page.get_by_role("button", name="Skapa fakturor").click()
+    report = page.locator("section.run-report")
+    expect(report).to_contain_text("1 faktura skapad")
+    # The list below shows the new draft; the totals table counts it.
+    expect(page.locator("table.invoices")).to_contain_text("Utkast")
+    expect(page.locator("table.totals")).to_contain_text("Region Halland")
+    expect(page.locator("svg.chart rect")).to_have_count(2)
+
+    report.get_by_role("link", name="F000001").click()
+    expect(page).to_have_url(re.compile(r"/invoices/\d+$"))
+    expect(page.get_by_role("heading", name=re.compile("Faktura F000001"))).to_be_visible()
+    expect(page.locator(".buyer-reference")).to_have_text("ZZXXX098")
+    expect(page.locator(".invoice-status")).to_have_text("Utkast")
+
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name=re.compile("E-faktura")).click()
+    download = download_info.value
+    assert download.suggested_filename == "F000001.xml"
+    saved = tmp_path / download.suggested_filename
+    download.save_as(saved)
+    assert fatal_findings(saved.read_bytes()) == []
+
+    page.get_by_role("button", name="Markera som skickad").click()
+    expect(page.locator(".invoice-status")).to_have_text("Skickad")
+    expect(page.locator("ol.invoice-history")).to_contain_text("Utkast → Skickad")
+    expect(page.get_by_role("button", name="Markera som betald")).to_be_visible()
