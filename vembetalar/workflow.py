@@ -295,11 +295,23 @@ def plan(view: CaseView) -> list[PlannedStep]:
     try:
         _before_lines(view)
         mark = "done" if line in view.done else "next"
-        why = None if bills(d) else "inget fakturaunderlag skapas: ingen annan part ska faktureras"
+        why = None if bills(d) else _no_billing(d)
     except StepRefused as exc:
         mark, why = "waiting", str(exc)
     steps.append(PlannedStep(line, label(line), mark, why))
     return steps
+
+
+def _no_billing(d: Decision) -> str:
+    """Why a dispensing or delivery creates no billable event, as the case page says it."""
+    if d.payer == "unit":
+        return (
+            "inget fakturaunderlag skapas: kostnaden bärs av den enhet som beslutade om egenvården "
+            "(ärendet anger inte vilken organisation den tillhör)"
+        )
+    if d.payer is None:
+        return "inget fakturaunderlag skapas: avtalet anger ingen betalare (se beslutet)"
+    return "inget fakturaunderlag skapas: betalaren står själv för kostnaden"
 
 
 def _mark(view: CaseView, step: str, *, optional: bool = False) -> Mark:
