@@ -40,6 +40,7 @@ typecheck: install
 bench: install
 	$(BIN)/python bench/decide_batch.py
 	$(BIN)/python bench/api_load.py
+	$(BIN)/python bench/invoice_run.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -47,18 +47,18 @@ def test_run_writes_valid_xml_and_pdf_named_by_number_then_bills_nothing_twice(
     out = tmp_path / "ut"
     made = cli(desk, "run", "--issuer", "region:14", "--period", period, "--out", str(out))
     assert made.exit_code == 0, made.output
-    assert sorted(p.name for p in out.iterdir()) == ["F000001.pdf", "F000001.xml"]
-    assert fatal_findings((out / "F000001.xml").read_bytes()) == []
-    assert (out / "F000001.pdf").read_bytes().startswith(b"%PDF")
+    assert sorted(p.name for p in out.iterdir()) == ["F14-000001.pdf", "F14-000001.xml"]
+    assert fatal_findings((out / "F14-000001.xml").read_bytes()) == []
+    assert (out / "F14-000001.pdf").read_bytes().startswith(b"%PDF")
 
     again = cli(desk, "run", "--all", "--period", period)
-    assert again.exit_code == 0 and "F000002" not in again.output
+    assert again.exit_code == 0 and "F14-000002" not in again.output
 
     credited = cli(
-        desk, "credit", "F000001", "--issuer", "region:14", "--reason", "fel belopp", "--out", str(out)
+        desk, "credit", "F14-000001", "--issuer", "region:14", "--reason", "fel belopp", "--out", str(out)
     )
     assert credited.exit_code == 0, credited.output
-    assert fatal_findings((out / "K000001.xml").read_bytes()) == []
+    assert fatal_findings((out / "K14-000001.xml").read_bytes()) == []
 
 
 @pytest.mark.parametrize(
@@ -109,7 +109,7 @@ def test_check_reads_a_received_invoice_against_its_agreement(desk: Desk, tmp_pa
     assert (
         cli(desk, "run", "--issuer", "kommun:1780", "--period", "2023-10", "--out", str(out)).exit_code == 0
     )
-    good = out / "F000001.xml"
+    good = out / "F1780-000001.xml"
     passed = cli(desk, "check", str(good))
     assert passed.exit_code == 0, passed.output
     assert "Region Värmland" in passed.output and "uppfyller avtalets krav" in passed.output

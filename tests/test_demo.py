@@ -1,5 +1,6 @@
 """`make run` seeds demo data: the printed logins and token must work, and seeding twice must not
-duplicate anything or keep an old password."""
+duplicate anything or keep an old password. `vembetalar demo load` gives an invoice run something
+to invoice on every route at once, and loading twice adds nothing."""
 
 from __future__ import annotations
 
@@ -7,13 +8,22 @@ import datetime as dt
 import re
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
+from peppol_check import fatal_findings
 from sqlalchemy import func, select
+from typer.testing import CliRunner, Result
 
-from vembetalar.store.models import CaseRecord, User
+from vembetalar.billing.document import document_from_json
+from vembetalar.billing.ubl import to_ubl
+from vembetalar.cli import app as cli
+from vembetalar.store.db import make_engine, session_factory
+from vembetalar.store.models import BillableEvent, CaseRecord, Invoice, User
 from vembetalar.web.app import create_app
-from vembetalar.web.demo import CASES, USERS, seed
+from vembetalar.web.demo import CASES, USERS, invoicing_cases, seed
 from vembetalar.web.settings import Settings
+
+ALL_CASES = len(CASES) + len(invoicing_cases())
 
 
 def test_demo_logins_and_token_work_and_reseeding_rotates_passwords(tmp_path: Path) -> None:
@@ -21,12 +31,12 @@ def test_demo_logins_and_token_work_and_reseeding_rotates_passwords(tmp_path: Pa
     with app.state.sessions() as db:
         logins, token = seed(db, app.state.engine, dt.date(2026, 11, 27))
         assert {login.username for login in logins} == {u[0] for u in USERS}
-        assert db.scalar(select(func.count()).select_from(CaseRecord)) == len(CASES)
+        assert db.scalar(select(func.count()).select_from(CaseRecord)) == ALL_CASES
         assert all(
             re.fullmatch(r"\d{8}-\d{4}", pid) for pid in db.scalars(select(CaseRecord.patient_id)) if pid
         )
         again, _ = seed(db, app.state.engine, dt.date(2026, 11, 27))
-        assert db.scalar(select(func.count()).select_from(CaseRecord)) == len(CASES)
+        assert db.scalar(select(func.count()).select_from(CaseRecord)) == ALL_CASES
         assert db.scalar(select(func.count()).select_from(User)) == len(USERS)
     client = TestClient(app, base_url="https://testserver")
     cases = client.get("/api/v1/cases", headers={"Authorization": f"Bearer {token}"})
@@ -43,3 +53,90 @@ def test_demo_logins_and_token_work_and_reseeding_rotates_passwords(tmp_path: Pa
     listing = client.get("/cases")
     assert listing.status_code == 200
     assert "19811228-9874" in listing.text  # a prescriber sees the demo patient's number in full
+
+
+@pytest.fixture
+def demo_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    url = f"sqlite:///{tmp_path}/demo.db"
+    monkeypatch.setenv("VEMBETALAR_DATABASE_URL", url)
+    monkeypatch.setenv("VEMBETALAR_TODAY", "2026-11-27")
+    monkeypatch.delenv("VEMBETALAR_PACKS", raising=False)
+    return url
+
+
+def invoke(url: str, *args: str) -> Result:
+    env = {"VEMBETALAR_DATABASE_URL": url, "VEMBETALAR_TODAY": "2026-11-27", "COLUMNS": "400"}
+    return CliRunner().invoke(cli, list(args), env=env)
+
+
+def counts(url: str) -> tuple[int, int, int]:
+    engine = make_engine(url)
+    with session_factory(engine)() as db:
+        result = tuple(
+            db.scalar(select(func.count()).select_from(table)) or 0
+            for table in (CaseRecord, BillableEvent, User)
+        )
+    engine.dispose()
+    return result  # type: ignore[return-value]
+
+
+def invoices(url: str, period: str) -> list[Invoice]:
+    engine = make_engine(url)
+    with session_factory(engine)() as db:
+        rows = list(db.scalars(select(Invoice).where(Invoice.period == period).order_by(Invoice.id)))
+    engine.dispose()
+    return rows
+
+
+def test_demo_load_twice_adds_nothing_and_every_route_invoices_at_once(demo_db: str, tmp_path: Path) -> None:
+    first = invoke(demo_db, "demo", "load")
+    assert first.exit_code == 0, first.output
+    loaded = counts(demo_db)
+    assert loaded[0] == ALL_CASES and loaded[1] == sum(len(c["lines"]) for c in invoicing_cases())
+    second = invoke(demo_db, "demo", "load")
+    assert second.exit_code == 0, second.output
+    assert "inget lades till" in second.output
+    assert counts(demo_db) == loaded
+
+    out = tmp_path / "fakturor"
+    may = invoke(demo_db, "invoice", "run", "--all", "--period", "2024-05", "--out", str(out))
+    assert may.exit_code == 0, may.output
+    # Skåne's devices (the rollator and the hearing aid with contact and commitment) are webSesam's.
+    assert may.output.count("faktureras på annat håll") == 2 and "Visma webSesam" in may.output
+    routes = {i.route for i in invoices(demo_db, "2024-05")}
+    assert routes == {
+        "vgr_halland_undantag_2023/vgr_ohsn",  # bilaga 1: Region Halland invoices VGR
+        "vgr_halland_undantag_2023/halland_zzxxx098",  # bilaga 2
+        "vgr_halland_undantag_2023/halland_zzxxx104",  # bilaga 3
+    }
+    for invoice in invoices(demo_db, "2024-05"):
+        assert fatal_findings(to_ubl(document_from_json(invoice.document_json))) == [], invoice.route
+    written = sorted(out.glob("*.xml"))
+    assert written and len(list(out.glob("*.pdf"))) == len(written)
+    for xml in written:
+        assert fatal_findings(xml.read_bytes()) == [], xml.name
+
+    october = tmp_path / "oktober"
+    autumn = invoke(demo_db, "invoice", "run", "--all", "--period", "2023-10", "--out", str(october))
+    assert autumn.exit_code == 0, autumn.output
+    assert "ej fakturerat" in autumn.output and "förskrivarens namn" in autumn.output  # the pending line
+    (varmland,) = invoices(demo_db, "2023-10")
+    doc = document_from_json(varmland.document_json)
+    assert varmland.issuer == "kommun:1780" and doc.buyer_reference == "9640028"
+    assert [dict(line.properties)["Patient"] for line in doc.lines] == ["1 (GG)", "2 (SS)", "1 (GG)"]
+    (xml,) = october.glob("*.xml")
+    assert fatal_findings(xml.read_bytes()) == []
+    assert b"Greta" not in xml.read_bytes()
+
+
+def test_invoice_run_all_writes_one_file_per_invoice(demo_db: str, tmp_path: Path) -> None:
+    assert invoke(demo_db, "demo", "load").exit_code == 0
+    out = tmp_path / "fakturor"
+    assert invoke(demo_db, "invoice", "run", "--all", "--period", "2024-05", "--out", str(out)).exit_code == 0
+    assert len(list(out.glob("*.xml"))) == len(invoices(demo_db, "2024-05")) >= 3
+
+
+def test_demo_explain_still_explains_the_bundled_cases(demo_db: str) -> None:
+    result = invoke(demo_db, "demo", "explain")
+    assert result.exit_code == 0, result.output
+    assert "hallandspatient i vgr" in result.output and "Region Halland" in result.output

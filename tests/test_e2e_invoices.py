@@ -112,16 +112,16 @@ def test_the_clerk_runs_the_month_downloads_the_e_invoice_and_marks_it_sent(
     expect(page.locator("table.totals")).to_contain_text("Region Halland")
     expect(page.locator("svg.chart rect")).to_have_count(2)
 
-    report.get_by_role("link", name="F000001").click()
+    report.get_by_role("link", name="F14-000001").click()
     expect(page).to_have_url(re.compile(r"/invoices/\d+$"))
-    expect(page.get_by_role("heading", name=re.compile("Faktura F000001"))).to_be_visible()
+    expect(page.get_by_role("heading", name=re.compile("Faktura F14-000001"))).to_be_visible()
     expect(page.locator(".buyer-reference")).to_have_text("ZZXXX098")
     expect(page.locator(".invoice-status")).to_have_text("Utkast")
 
     with page.expect_download() as download_info:
         page.get_by_role("link", name=re.compile("E-faktura")).click()
     download = download_info.value
-    assert download.suggested_filename == "F000001.xml"
+    assert download.suggested_filename == "F14-000001.xml"
     saved = tmp_path / download.suggested_filename
     download.save_as(saved)
     assert fatal_findings(saved.read_bytes()) == []

@@ -97,7 +97,7 @@ def test_each_side_sees_its_invoices_and_moves_only_its_own_status(desk: Desk) -
 
     made = post(clerk, "/invoices/run", period=PERIOD)
     assert made.status_code == 200, made.text
-    assert "1 faktura skapad" in made.text and "F000001" in made.text
+    assert "1 faktura skapad" in made.text and "F14-000001" in made.text
     again = post(clerk, "/invoices/run", period=PERIOD)
     assert again.status_code == 200 and "Inga nya fakturor" in again.text
     invoice = only_invoice(desk)
@@ -143,10 +143,10 @@ def test_each_side_sees_its_invoices_and_moves_only_its_own_status(desk: Desk) -
 
     # Every change is in the audit log, by whom.
     assert status_audit(desk) == [
-        ("faktura.vgr", f"F000001 draft→sent (id {invoice.id})"),
-        ("faktura.halland", f"F000001 received→checked (id {invoice.id})"),
-        ("faktura.halland", f"F000001 checked→attested (id {invoice.id})"),
-        ("faktura.vgr", f"F000001 sent→paid (id {invoice.id})"),
+        ("faktura.vgr", f"F14-000001 draft→sent (id {invoice.id})"),
+        ("faktura.halland", f"F14-000001 received→checked (id {invoice.id})"),
+        ("faktura.halland", f"F14-000001 checked→attested (id {invoice.id})"),
+        ("faktura.vgr", f"F14-000001 sent→paid (id {invoice.id})"),
     ]
     # Each side's page shows its own history.
     vgr_page = clerk.get(f"/invoices/{invoice.id}").text
@@ -155,7 +155,7 @@ def test_each_side_sees_its_invoices_and_moves_only_its_own_status(desk: Desk) -
     assert "Mottagen → Granskad" in halland_page and "Granskad → Attesterad" in halland_page
     with desk.app.state.sessions() as db:
         reads = db.scalars(select(AuditEntry.detail).where(AuditEntry.action == "invoice.read")).all()
-    assert f"F000001 sida (id {invoice.id})" in reads
+    assert f"F14-000001 sida (id {invoice.id})" in reads
 
 
 def test_prescribers_are_refused_and_other_organisations_find_nothing(desk: Desk) -> None:
@@ -177,7 +177,7 @@ def test_prescribers_are_refused_and_other_organisations_find_nothing(desk: Desk
     assert set_status(skane, invoice.id, "sent") == 404
     assert skane.get("/invoices/999999").status_code == 404
     csv_text = skane.get("/invoices/export.csv").content.decode("utf-8-sig")
-    assert "F000001" not in csv_text
+    assert "F14-000001" not in csv_text
     # A clerk runs only their own organisation's invoices: Skåne's run bills none of VGR's events.
     assert "Inga nya fakturor" in post(skane, "/invoices/run", period=PERIOD).text
     assert only_invoice(desk).id == invoice.id
@@ -192,14 +192,14 @@ def test_downloads_pass_peppol_and_open_in_swedish_excel(desk: Desk) -> None:
     xml = clerk.get(f"/invoices/{invoice.id}.xml")
     assert xml.status_code == 200
     assert xml.headers["content-type"].startswith("application/xml")
-    assert 'filename="F000001.xml"' in xml.headers["content-disposition"]
+    assert 'filename="F14-000001.xml"' in xml.headers["content-disposition"]
     assert fatal_findings(xml.content) == []
     assert not carries_pnr(xml.text)  # bilaga 2 names no personnummer
 
     pdf = clerk.get(f"/invoices/{invoice.id}.pdf")
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
     assert pdf.headers["content-type"] == "application/pdf"
-    assert 'filename="F000001.pdf"' in pdf.headers["content-disposition"]
+    assert 'filename="F14-000001.pdf"' in pdf.headers["content-disposition"]
 
     exported = clerk.get("/invoices/export.csv", params={"direction": "out", "period": PERIOD})
     assert exported.status_code == 200
@@ -209,7 +209,7 @@ def test_downloads_pass_peppol_and_open_in_swedish_excel(desk: Desk) -> None:
     header, row = text.splitlines()[:2]
     assert header.split(";")[:3] == ["Fakturanummer", "Typ", "Riktning"]
     cells = row.split(";")
-    assert cells[0] == "F000001" and "1840,50" in cells and "2025-09-15" in cells
+    assert cells[0] == "F14-000001" and "1840,50" in cells and "2025-09-15" in cells
     assert "Region Halland" in cells and "Utkast" in cells
     assert not carries_pnr(text)
 
@@ -217,13 +217,13 @@ def test_downloads_pass_peppol_and_open_in_swedish_excel(desk: Desk) -> None:
     assert set_status(clerk, invoice.id, "sent") == 303
     halland = signed_in(desk, "faktura.halland").get("/invoices/export.csv", params={"direction": "in"})
     row = halland.content.decode("utf-8-sig").splitlines()[1].split(";")
-    assert row[0] == "F000001" and "Inkommande" in row and "Mottagen" in row
+    assert row[0] == "F14-000001" and "Inkommande" in row and "Mottagen" in row
 
 
 def test_csv_cells_that_look_like_formulas_are_neutralised() -> None:
     from vembetalar.web.api import _cell
 
-    assert _cell("=HYPERLINK(1)") == "'=HYPERLINK(1)" and _cell("F000001") == "F000001"
+    assert _cell("=HYPERLINK(1)") == "'=HYPERLINK(1)" and _cell("F14-000001") == "F14-000001"
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

@@ -1,4 +1,4 @@
-"""The command line: ``vembetalar decide``, ``vembetalar packs …`` and ``vembetalar demo``.
+"""The command line: ``vembetalar decide``, ``vembetalar packs …`` and ``vembetalar demo …``.
 
 Bad input ends with exit code 2 and one line naming the field, never a stack trace.
 """
@@ -141,8 +141,14 @@ def decide_batch(engine: Engine, source: Path, target: Path) -> None:
     err.print(f"{result.height} ärenden på {elapsed:.1f} s ({summary}) → {target}")
 
 
-@app.command()
-def demo(packs: PacksOption = None) -> None:
+demo_app = typer.Typer(
+    help="Demodata: de medföljande ärendena förklarade, eller inlästa i databasen.", no_args_is_help=True
+)
+app.add_typer(demo_app, name="demo")
+
+
+@demo_app.command("explain")
+def demo_explain(packs: PacksOption = None) -> None:
     """Avgör de medföljande demoärendena och förklarar besluten."""
     engine = engine_from(packs)
     folder = resources.files("vembetalar.demo")
@@ -158,12 +164,46 @@ def demo(packs: PacksOption = None) -> None:
     )
 
 
+@demo_app.command("load")
+def demo_load() -> None:
+    """Läs in demoorganisationer, -användare, organisationsregistret och ärenden med
+    fakturaunderlag för varje fakturaväg (2024-05 och 2023-10), i databasen i
+    $VEMBETALAR_DATABASE_URL eller ./var. Idempotent: körs den igen läggs inget till."""
+    from vembetalar.clock import Clock
+    from vembetalar.store.db import make_engine, migrate, session_factory
+    from vembetalar.web.demo import load
+
+    try:
+        today = Clock.from_env().today()
+    except BadClock as exc:
+        fail(str(exc))
+    rules = engine_from(None)
+    db_engine = make_engine()
+    migrate(db_engine)
+    with session_factory(db_engine)() as db:
+        report = load(db, rules, today)
+    db_engine.dispose()
+    if not report.added:
+        out.print("Demodata fanns redan; inget lades till.")
+    else:
+        out.print(
+            f"Inläst: {report.organisations} organisationer, {report.users} användare, "
+            f"{report.registry} registerposter, {report.cases} ärenden, {report.commitments} "
+            f"betalningsförbindelser, {report.events} fakturaunderlag."
+        )
+    out.print(
+        "Fakturera: [bold].venv/bin/vembetalar invoice run --all --period 2024-05 --out fakturor[/] "
+        "(och --period 2023-10). Logga in: [bold].venv/bin/vembetalar serve --demo[/] skriver ut lösenorden."
+    )
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Adress att lyssna på.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
     demo: Annotated[
-        bool, typer.Option("--demo/--no-demo", help="Skapa demoorganisationer och -användare.")
+        bool,
+        typer.Option("--demo/--no-demo", help="Läs in demodata (som demo load) och skriv ut demoanvändarna."),
     ] = False,
     packs: PacksOption = None,
 ) -> None:

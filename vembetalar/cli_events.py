@@ -14,7 +14,7 @@ from sqlalchemy import select
 from vembetalar.clock import BadClock, Clock
 from vembetalar.store import repo
 from vembetalar.store.db import make_engine, migrate, session_factory
-from vembetalar.store.event_import import COLUMNS, BadFile, import_events, read_rows, write_rejects
+from vembetalar.store.event_import import COLUMNS, BadFile, import_events_bulk, read_rows, write_rejects
 from vembetalar.store.models import User
 
 events_app = typer.Typer(
@@ -63,7 +63,9 @@ def import_command(
             TextColumn("importerar"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
         ) as bar:
             task = bar.add_task("rader", total=len(lines))
-            report = import_events(db, actor, iter(lines), today=today, progress=lambda: bar.advance(task))
+            report = import_events_bulk(
+                db, actor, iter(lines), today=today, progress=lambda n: bar.advance(task, n)
+            )
     engine.dispose()
     out.print(
         f"{report.rows} rader: {report.created} nya underlag, {report.already} fanns redan, "

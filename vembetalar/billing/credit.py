@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from vembetalar.billing.document import document_from_json, document_to_json
 from vembetalar.billing.run import ensure_series, next_number
+from vembetalar.billing.run import number_text as format_number
 from vembetalar.store.models import BilledEvent, Invoice
 
 CREDIT_SERIES = "K"
@@ -55,7 +56,7 @@ def credit_invoice(
     document = replace(
         invoiced,
         kind="credit_note",
-        number=f"{CREDIT_SERIES}{number:06d}",
+        number=format_number(CREDIT_SERIES, issuer, number),
         issue_date=today,
         due_date=today,
         notes=(f"Kreditnota för faktura {invoiced.number}: {reason.strip()}", *invoiced.notes),

@@ -290,6 +290,12 @@ def _claim_warnings(
     return out
 
 
+def number_text(series: str, issuer: str, number: int) -> str:
+    """``F14-000001``: series, the issuer's SCB code, the number. Unique across issuers too, so
+    one folder can hold every issuer's files, each named by its number."""
+    return f"{series}{issuer.split(':', 1)[-1]}-{number:06d}"
+
+
 def ensure_series(db: Session, issuer: str, series: str = SERIES) -> None:
     """Create the issuer's series row once (a concurrent run may create it first)."""
     if db.get(InvoiceSeries, (issuer, series)) is None:
@@ -437,7 +443,7 @@ def _issue(
         number = next_number(db, report.issuer)
         document = InvoiceDocument(
             kind="invoice",
-            number=f"{SERIES}{number:06d}",
+            number=number_text(SERIES, report.issuer, number),
             issue_date=today,
             due_date=today + dt.timedelta(days=details.payment_days),
             seller=seller,
