@@ -209,7 +209,7 @@ def serve(
 ) -> None:
     """Starta ärendedesken (webb + JSON-API) på databasen i $VEMBETALAR_DATABASE_URL eller ./var."""
     from vembetalar.web.app import create_app
-    from vembetalar.web.demo import seed
+    from vembetalar.web.demo import run_demo_invoices, seed
     from vembetalar.web.server import run as run_server
     from vembetalar.web.settings import Settings
 
@@ -221,6 +221,7 @@ def serve(
     if demo:
         with application.state.sessions() as db:
             logins, token = seed(db, application.state.engine, application.state.clock.today())
+            invoiced = run_demo_invoices(db, application.state.engine, application.state.clock.today())
         table = Table(
             "användarnamn",
             "lösenord",
@@ -235,6 +236,10 @@ def serve(
             f"API-token för lakare.vgr: [bold]{token}[/]  "
             f"(curl -H 'Authorization: Bearer …' {url}/api/v1/cases)"
         )
+        if invoiced:
+            out.print(
+                f"{invoiced} demofakturor skapade: logga in som faktura.vgr eller faktura.karlstad, Fakturor."
+            )
     out.print(f"Öppna [bold]{url}[/] och logga in. API-dokumentation: {url}/api/v1/docs. Avsluta med Ctrl+C.")
     run_server(application, host, port)  # uvicorn with safe logging and trusted proxies only
 

@@ -28,7 +28,14 @@ from vembetalar.rules.engine import Engine
 from vembetalar.security import hash_password, new_secret, normalise_personnummer, token_digest
 from vembetalar.store import repo
 from vembetalar.store.event_import import line_of
-from vembetalar.store.models import ApiToken, CaseRecord, Organisation, OrganisationDetails, User
+from vembetalar.store.models import (
+    ApiToken,
+    BillableEvent,
+    CaseRecord,
+    Organisation,
+    OrganisationDetails,
+    User,
+)
 from vembetalar.workflow import line_step
 
 ORGANISATIONS = ["region:14", "region:13", "region:12", "region:17", "kommun:1780"]
@@ -36,11 +43,13 @@ USERS = [
     ("lakare.vgr", "Lina Läkare", "prescriber", "region:14"),
     ("lakemedel.vgr", "Leo Läkemedelsenhet", "pharma_unit", "region:14"),
     ("admin.vgr", "Ada Administratör", "admin", "region:14"),
+    ("faktura.vgr", "Fredrik Fakturahandläggare", "invoice_clerk", "region:14"),
     ("lakare.halland", "Hans Halland", "prescriber", "region:13"),
     ("faktura.halland", "Frida Fakturahandläggare", "invoice_clerk", "region:13"),
     ("hjalpmedel.skane", "Hugo Hjälpmedelsförskrivare", "prescriber", "region:12"),
     ("faktura.varmland", "Vera Fakturahandläggare", "invoice_clerk", "region:17"),
     ("mas.karlstad", "Maja MAS", "mas", "kommun:1780"),
+    ("faktura.karlstad", "Karin Fakturahandläggare", "invoice_clerk", "kommun:1780"),
 ]
 #: The bundled cases that ``vembetalar demo explain`` explains, as cases on the desk (no events).
 CASES = [
@@ -242,3 +251,23 @@ def seed(db: Session, engine: Engine, today: dt.date | None = None) -> tuple[lis
     logins and a token."""
     load(db, engine, today)
     return new_logins(db)
+
+
+#: The months the demo's events fall in: Värmland's agreement ended 2024-02-01.
+DEMO_PERIODS = ("2023-10", "2024-05")
+
+
+def run_demo_invoices(db: Session, engine: Engine, today: dt.date) -> int:
+    """Invoice the demo months for every issuer whose registry entry is complete, so the desk
+    shows invoices at once (idempotent: a second start invoices nothing new)."""
+    from vembetalar.billing.run import RegistryIncomplete, run_invoices
+
+    issuers = sorted({i for i in db.scalars(select(BillableEvent.issuer).distinct()) if i})
+    made = 0
+    for issuer in issuers:
+        for period in DEMO_PERIODS:
+            try:
+                made += len(run_invoices(db, engine, issuer=issuer, period=period, today=today).invoices)
+            except RegistryIncomplete:
+                db.rollback()
+    return made
