@@ -140,3 +140,17 @@ def test_demo_explain_still_explains_the_bundled_cases(demo_db: str) -> None:
     result = invoke(demo_db, "demo", "explain")
     assert result.exit_code == 0, result.output
     assert "hallandspatient i vgr" in result.output and "Region Halland" in result.output
+
+
+def test_make_run_shows_demo_invoices_at_once_and_restarting_adds_none(tmp_path: Path) -> None:
+    """``serve --demo`` loads the demo and invoices its months, so the clerk sees invoices."""
+    from vembetalar.web.demo import run_demo_invoices
+
+    app = create_app(Settings(database_url=f"sqlite:///{tmp_path}/demo.db", var_dir=tmp_path))
+    with app.state.sessions() as db:
+        seed(db, app.state.engine, dt.date(2026, 11, 27))
+        assert run_demo_invoices(db, app.state.engine, dt.date(2026, 11, 27)) >= 4
+        seed(db, app.state.engine, dt.date(2026, 11, 27))
+        assert run_demo_invoices(db, app.state.engine, dt.date(2026, 11, 27)) == 0
+        issuers = set(db.scalars(select(Invoice.issuer)))
+    assert {"region:14", "region:13", "kommun:1780"} <= issuers
