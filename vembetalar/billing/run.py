@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import json
 import re
 from collections import defaultdict
 from collections.abc import Iterable
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import Text, cast, exists, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -189,9 +190,16 @@ class _Route:
     invoicing: InvoicingData
 
 
-def _route(engine: Engine, decision: dict[str, Any]) -> _Route | InvoicingData | str:
+def _route(engine: Engine, decision_text: str, seen: dict[str, Any]) -> _Route | InvoicingData | str:
     """Where the event's agreement sends its invoice: a route, the InvoicingData of another
-    system that bills it, or a reason it cannot be invoiced."""
+    system that bills it, or a reason it cannot be invoiced (memoised per decision text)."""
+    if decision_text not in seen:
+        seen[decision_text] = _route_of(engine, json.loads(decision_text))
+    found: _Route | InvoicingData | str = seen[decision_text]
+    return found
+
+
+def _route_of(engine: Engine, decision: dict[str, Any]) -> _Route | InvoicingData | str:
     rule_id = decision.get("rule_id") or ""
     try:
         pack = engine.pack(rule_id.split("/", 1)[0])
@@ -210,23 +218,53 @@ def _route(engine: Engine, decision: dict[str, Any]) -> _Route | InvoicingData |
     return _Route(pack, recipient_id, pack.meta.recipients[recipient_id], invoicing)
 
 
-def _missing(event: BillableEvent, case: CaseRecord, invoicing: InvoicingData) -> list[str]:
+def _missing(event: Any, case: _CaseFacts, invoicing: InvoicingData) -> list[str]:
     missing = [FIELD_NAMES[f] for f in invoicing.line_fields if getattr(event, f) is None]
     missing += [FIELD_NAMES[f] for f in invoicing.case_fields if getattr(event, f) is None]
     if invoicing.patient == "personnummer" and not case.patient_id:
         missing.append("patientens personnummer")
     if invoicing.patient == "initials" and not case.patient_initials:
         missing.append("patientens initialer")
-    if invoicing.states_self_care and (case.case_json.get("care") or {}).get("self_care") is None:
+    if invoicing.states_self_care and case.self_care is None:
         missing.append("om patienten har egenvård")
     return missing
+
+
+#: The event columns a run reads: the decision comes as its JSON text, parsed once per distinct
+#: decision (thousands of dispensings share one), never per event.
+_EVENT_COLUMNS = (
+    BillableEvent.id,
+    BillableEvent.case_id,
+    BillableEvent.occurred_on,
+    BillableEvent.recipient,
+    BillableEvent.amount_sek,
+    BillableEvent.quantity,
+    BillableEvent.unit_price_sek,
+    BillableEvent.product_name,
+    BillableEvent.varunummer,
+    BillableEvent.prescriber_name,
+    BillableEvent.unit_name,
+    BillableEvent.diarienummer,
+    cast(BillableEvent.decision_json, Text).label("decision_text"),
+)
+
+
+@dataclass(frozen=True)
+class _CaseFacts:
+    """What an invoice may say about a case: its reference and the patient data an agreement
+    can demand (read once per case)."""
+
+    id: str
+    reference: str
+    patient_id: str | None
+    patient_initials: str | None
+    self_care: bool | None
 
 
 def _standing_unbilled(issuer: str, start: dt.date, end: dt.date) -> Any:
     later = aliased(BillableEvent)
     return (
-        select(BillableEvent, CaseRecord)
-        .join(CaseRecord, CaseRecord.id == BillableEvent.case_id)
+        select(*_EVENT_COLUMNS)
         .where(
             BillableEvent.issuer == issuer,
             BillableEvent.occurred_on >= start,
@@ -239,9 +277,26 @@ def _standing_unbilled(issuer: str, start: dt.date, end: dt.date) -> Any:
     )
 
 
-def _line(
-    number: int, event: BillableEvent, case: CaseRecord, invoicing: InvoicingData, marker: int | None
-) -> DocLine:
+def _case_facts(db: Session, case_ids: set[str]) -> dict[str, _CaseFacts]:
+    facts = {}
+    ids = sorted(case_ids)
+    for start in range(0, len(ids), 500):
+        rows = db.execute(
+            select(
+                CaseRecord.id,
+                CaseRecord.reference,
+                CaseRecord.patient_id,
+                CaseRecord.patient_initials,
+                cast(CaseRecord.case_json, Text),
+            ).where(CaseRecord.id.in_(ids[start : start + 500]))
+        ).all()
+        for case_id, reference, patient_id, initials, case_text in rows:
+            care = (json.loads(case_text) or {}).get("care") or {}
+            facts[case_id] = _CaseFacts(case_id, reference, patient_id, initials, care.get("self_care"))
+    return facts
+
+
+def _line(number: int, event: Any, case: _CaseFacts, invoicing: InvoicingData, marker: int | None) -> DocLine:
     properties: list[tuple[str, str]] = []
     if marker is not None:
         properties.append(("Patient", f"{marker} ({case.patient_initials})"))
@@ -254,8 +309,7 @@ def _line(
     if event.unit_name:
         properties.append((invoicing.unit_label, event.unit_name))
     if invoicing.states_self_care:
-        self_care = (case.case_json.get("care") or {}).get("self_care")
-        properties.append(("Egenvård", "ja" if self_care else "nej"))
+        properties.append(("Egenvård", "ja" if case.self_care else "nej"))
     properties.append(("Datum", event.occurred_on.isoformat()))
     amount = event.amount_sek or Decimal(0)
     quantity = event.quantity if event.quantity else Decimal(1)
@@ -272,9 +326,7 @@ def _line(
     )
 
 
-def _claim_warnings(
-    events: Iterable[tuple[BillableEvent, CaseRecord]], months: int, today: dt.date
-) -> list[str]:
+def _claim_warnings(events: Iterable[tuple[Any, _CaseFacts]], months: int, today: dt.date) -> list[str]:
     out = []
     for event, case in events:
         deadline = add_months(event.occurred_on, months)
@@ -344,11 +396,14 @@ def run_invoices(
     assert details is not None
     seller = _seller(details)
     ensure_series(db, issuer)
-    rows = db.execute(_standing_unbilled(issuer, start, end)).all()
-    groups: dict[tuple[str, str, str, str], list[tuple[BillableEvent, CaseRecord]]] = defaultdict(list)
+    events = db.execute(_standing_unbilled(issuer, start, end)).all()
+    cases = _case_facts(db, {e.case_id for e in events})
+    rows = [(event, cases[event.case_id]) for event in events]
+    groups: dict[tuple[str, str, str, str], list[tuple[Any, _CaseFacts]]] = defaultdict(list)
     routes: dict[tuple[str, str, str, str], _Route] = {}
+    seen: dict[str, Any] = {}
     for event, case in rows:
-        route = _route(engine, event.decision_json)
+        route = _route(engine, event.decision_text, seen)
         if isinstance(route, str):
             report.pending.append(Pending(event.id, case.reference, event.recipient, route))
             continue
@@ -392,7 +447,7 @@ def _issue(
     details: OrganisationDetails,
     key: tuple[str, str, str, str],
     route: _Route,
-    events: list[tuple[BillableEvent, CaseRecord]],
+    events: list[tuple[Any, _CaseFacts]],
     today: dt.date,
     start: dt.date,
     end: dt.date,
@@ -474,8 +529,13 @@ def _issue(
         )
         db.add(invoice)
         db.flush()
-        for line_number, (event, _) in enumerate(events, start=1):
-            db.add(BilledEvent(event_id=event.id, invoice_id=invoice.id, line_number=line_number))
+        db.execute(
+            insert(BilledEvent),
+            [
+                {"event_id": event.id, "invoice_id": invoice.id, "line_number": n}
+                for n, (event, _) in enumerate(events, start=1)
+            ],
+        )
         db.commit()
     except IntegrityError:  # a concurrent run billed some of these events first: it keeps them
         db.rollback()
