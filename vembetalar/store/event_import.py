@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from vembetalar.model.errors import quoted
 from vembetalar.model.money import QUANTITY, SEK, BadAmount, Bounded, TextRule, to_decimal
 from vembetalar.store import repo
-from vembetalar.store.models import AuditEntry, BillableEvent, CaseRecord, CaseStep
+from vembetalar.store.models import Base, BillableEvent, CaseRecord
 from vembetalar.workflow import (
     BadLine,
     CaseView,
@@ -406,14 +406,19 @@ def _import_case(
         step_row = {"case_id": case_id, "step": step, "once": None, "user_id": actor.user_id}
         step_row["note"] = "import"
         for start in range(0, len(events), LOOKUP_CHUNK * 10):
-            db.execute(insert(BillableEvent), events[start : start + LOOKUP_CHUNK * 10])
-        db.execute(insert(CaseStep), [step_row] * steps)
-        db.execute(insert(AuditEntry), audits)
+            db.execute(insert(TABLES["billable_events"]), events[start : start + LOOKUP_CHUNK * 10])
+        # Core inserts (the tables, not the mapped classes): no ORM bookkeeping per row.
+        db.execute(insert(TABLES["case_steps"]), [step_row] * steps)
+        db.execute(insert(TABLES["audit_log"]), audits)
         record.state = state(view)
     db.commit()
     report.created += created
     report.already += already
     report.rejects += rejects
+
+
+#: The tables themselves, for Core inserts without the ORM's per-row bookkeeping.
+TABLES = Base.metadata.tables
 
 
 def _audit_row(actor: repo.Actor, action: str, case_id: str, detail: str) -> dict[str, object]:
