@@ -16,6 +16,7 @@ from peppol_check import fatal_findings
 from sqlalchemy import select
 from test_api import HALLAND_AT_VGR, create, login, take
 from test_billing_run import KARLSTAD_ANNEX_REGION, PERIOD, carries_pnr, line, registry, run
+from webapp import TODAY
 from webapp import TestApp as Desk
 
 from vembetalar.billing.document import document_from_json
@@ -321,3 +322,28 @@ def test_an_upload_over_five_megabytes_is_refused_with_a_message(tmp_path: Any, 
         assert big.status_code == 413 and "Filen är för stor (högst 5 MB)" in big.text
     finally:
         desk.app.state.db_engine.dispose()
+
+
+def test_the_issuing_clerk_credits_an_invoice_from_its_page(desk: Desk) -> None:
+    clerk = vgr_invoice_to_halland(desk)
+    assert post(clerk, "/invoices/run", period=TODAY.strftime("%Y-%m")).status_code == 200
+    invoice = only_invoice(desk)
+    page = clerk.get(f"/invoices/{invoice.id}")
+    assert "Kreditera fakturan" in page.text
+    refused = post(clerk, f"/invoices/{invoice.id}/credit", reason=" ")
+    assert (refused.status_code == 409 and "--reason" not in refused.text) or refused.status_code == 409
+    made = post(clerk, f"/invoices/{invoice.id}/credit", reason="fel mottagare")
+    assert made.status_code == 303
+    with desk.app.state.sessions() as db:
+        notes = db.scalars(select(Invoice).where(Invoice.kind == "credit_note")).all()
+        original = db.get(Invoice, invoice.id)
+        credited = (
+            db.execute(select(AuditEntry.detail).where(AuditEntry.action == "invoice.credit")).scalars().all()
+        )
+    assert [n.number_text for n in notes] == ["K14-000001"] and original is not None
+    assert original.status == "credited" and credited == [f"F14-000001 → K14-000001 (id {invoice.id})"]
+    assert made.headers["location"] == f"/invoices/{notes[0].id}"
+    assert post(clerk, f"/invoices/{invoice.id}/credit", reason="igen").status_code == 409
+    # The recipient's clerk cannot credit the issuer's invoice.
+    halland = signed_in(desk, "faktura.halland")
+    assert post(halland, f"/invoices/{invoice.id}/credit", reason="x").status_code in (403, 404)

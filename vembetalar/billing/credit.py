@@ -38,7 +38,7 @@ def credit_invoice(
     """A credit note reversing ``issuer``'s invoice ``number_text`` in full, with ``reason`` as its
     note; the original's status becomes ``credited``."""
     if not reason.strip():
-        raise CannotCredit("--reason: ange varför fakturan krediteras")
+        raise CannotCredit("ange varför fakturan krediteras (skäl)")
     original = db.scalars(
         select(Invoice).where(Invoice.issuer == issuer, Invoice.number_text == number_text)
     ).first()

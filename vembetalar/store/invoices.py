@@ -310,3 +310,33 @@ def run_for(db: Session, engine: Engine, actor: repo.Actor, period: str, today: 
     )
     db.commit()
     return report
+
+
+def credit(db: Session, actor: repo.Actor, invoice_id: int, reason: str, today: dt.date) -> Invoice:
+    """The issuer's clerk credits one of their invoices in full (a credit note, never an edit)."""
+    from vembetalar.billing.credit import CannotCredit, credit_invoice
+
+    repo.require(actor, "invoice.write")
+    view = _load(db, actor, invoice_id)
+    if view.direction != "out":
+        raise repo.Forbidden("bara den som skickat fakturan kan kreditera den")
+    try:
+        note = credit_invoice(
+            db,
+            issuer=view.invoice.issuer,
+            number_text=view.invoice.number_text,
+            reason=reason,
+            today=today,
+            user_id=actor.user_id,
+        )
+    except CannotCredit as exc:
+        raise repo.StepRefused(str(exc)) from None
+    repo.audit(
+        db,
+        actor,
+        "invoice.credit",
+        None,
+        f"{view.invoice.number_text} → {note.number_text} (id {invoice_id})",
+    )
+    db.commit()
+    return note

@@ -388,3 +388,16 @@ async def invoice_status(request: Request, invoice_id: int, user: UserDep, db: D
     except repo.StepRefused as exc:
         return _detail(request, user, db, invoice_id, error=str(exc), status_code=409)
     return RedirectResponse(f"/invoices/{invoice_id}", status_code=303)
+
+
+@router.post("/invoices/{invoice_id:int}/credit", response_class=HTMLResponse)
+async def invoice_credit(request: Request, invoice_id: int, user: UserDep, db: DbDep) -> Response:
+    """Credit an invoice in full with a credit note that refers to it; the reason is required."""
+    form = await _form(request)
+    try:
+        note = invoices.credit(
+            db, _actor(user), invoice_id, form.get("reason", "")[:500], request.app.state.clock.today()
+        )
+    except repo.StepRefused as exc:
+        return _detail(request, user, db, invoice_id, error=str(exc), status_code=409)
+    return RedirectResponse(f"/invoices/{note.id}", status_code=303)
