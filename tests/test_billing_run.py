@@ -118,26 +118,7 @@ def test_a_vgr_run_bills_each_route_once_and_every_invoice_passes_peppol(desk: D
 def test_bilaga_1_carries_the_personnummer_and_diarienummer_it_demands(desk: Desk) -> None:
     """Region Halland invoices VGR: personnummer, period and diarienummer, Beställarid 4250001."""
     registry(desk)
-    # A Halland prescriber: the test users have none, so the VGR prescriber's organisation is
-    # not the invoicer; use the API as Halland's invoice clerk cannot create cases either. The
-    # route is exercised through a case created by a Halland user added here.
-    from vembetalar.security import hash_password, token_digest
-    from vembetalar.store.models import ApiToken, User
-
-    with desk.app.state.sessions() as db:
-        user = User(
-            username="lakare.halland",
-            full_name="Hans Halland",
-            role="prescriber",
-            organisation_id="region:13",
-            password_hash=hash_password("x"),
-        )
-        db.add(user)
-        db.flush()
-        db.add(ApiToken(user_id=user.id, token_hash=token_digest("tok-halland"), label="test"))
-        db.commit()
-    client = desk.client()
-    client.headers["Authorization"] = "Bearer tok-halland"
+    client = _halland_prescriber(desk)
     case_id = create(client, BILAGA_1, patient_id="19811228-9874")["id"]
     take(client, case_id, "dispensed", line=line(diarienummer=None))
     report = run(desk, "region:13")

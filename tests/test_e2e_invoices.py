@@ -4,7 +4,6 @@ downloads the e-invoice (which passes the official PEPPOL rules) and marks it se
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,21 +20,13 @@ from vembetalar.security import hash_password
 from vembetalar.store.models import User
 
 pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install playwright)")
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
+from test_e2e_browser import CHROMIUM
+from test_e2e_browser import browser as browser  # the module-wide Chromium fixture, shared
 
-CHROMIUM = shutil.which("chromium")
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install -y chromium)"
 )
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 CLERK = "faktura.vgr"
 
 
@@ -67,16 +58,6 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             yield url
     finally:
         test_app.app.state.db_engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 @pytest.fixture

@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy import select
 
+from vembetalar.cli_common import err, failure, out
 from vembetalar.clock import BadClock, Clock
 from vembetalar.store import repo
 from vembetalar.store.db import make_engine, migrate, session_factory
@@ -20,13 +20,7 @@ from vembetalar.store.models import User
 events_app = typer.Typer(
     help="Fakturaunderlag: importera expedieringar och leveranser.", no_args_is_help=True
 )
-out = Console()
-err = Console(stderr=True)
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]fel:[/] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
+_fail = failure
 
 
 @events_app.command("import")

@@ -6,13 +6,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
 from vembetalar.billing.document import InvoiceDocument, document_from_json
 from vembetalar.billing.registry import BadRegistry, apply_registry, read_registry
 from vembetalar.billing.run import RegistryIncomplete, RunReport, month_bounds, run_invoices
+from vembetalar.cli_common import err, failure, out
 from vembetalar.clock import BadClock, Clock
 from vembetalar.rules.engine import Engine
 from vembetalar.rules.pack import PackError, load_packs
@@ -22,13 +22,7 @@ from vembetalar.store.models import BillableEvent, Invoice, OrganisationDetails
 invoice_app = typer.Typer(
     help="Fakturering: fakturakörningar och organisationsregistret.", no_args_is_help=True
 )
-out = Console()
-err = Console(stderr=True)
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]fel:[/] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
+_fail = failure
 
 
 def write_files(doc: InvoiceDocument, folder: Path) -> list[Path]:
@@ -207,6 +201,6 @@ def check_command(
     if not found:
         out.print("[green]Fakturan uppfyller avtalets krav.[/]")
         return
-    for failure in found:
-        out.print(f"[red]✗[/] {failure}", highlight=False)
+    for what in found:
+        out.print(f"[red]✗[/] {what}", highlight=False)
     raise typer.Exit(1)
