@@ -53,6 +53,8 @@ STEP_NAMES: dict[str, str] = {
     "event_corrected": "Fakturaunderlag rättat",
     "closed": "Avslutat",
     "withdrawn": "Återkallat",
+    #: Cases stored before the workflow module (2026-11) recorded this after a delivery.
+    "billable": "Fakturaunderlag skapat",
 }
 
 #: What a case's state is called in lists, beyond the step names.
