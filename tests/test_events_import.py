@@ -145,3 +145,31 @@ def test_unreadable_input_and_unknown_users_are_one_line_errors(desk: Desk, tmp_
         result = run(desk, *args)
         assert result.exit_code == 2, result.output
         assert "fel:" in result.output and "Traceback" not in result.output
+
+
+def test_the_bulk_path_stores_whole_events_on_sqlite_and_postgresql(db_url: str, tmp_path: Path) -> None:
+    """The decision goes in as JSON text encoded once per case; it must come back as the decision,
+    with every column the ORM would have filled (created_at), on both databases."""
+    from sqlalchemy import select
+
+    from vembetalar.store import repo
+    from vembetalar.store.event_import import import_events_bulk
+    from vembetalar.store.models import BillableEvent, User
+
+    built = build_app(db_url, tmp_path / "var")
+    try:
+        case = create(built.api("lakare.vgr"), HALLAND_AT_VGR)
+        rows = [
+            {"case_reference": case["reference"], "occurred_on": TODAY.isoformat(), "amount_sek": "10.50"},
+            {"case_reference": case["reference"], "occurred_on": TODAY.isoformat(), "amount_sek": "2.00"},
+        ]
+        with built.app.state.sessions() as db:
+            user = db.scalars(select(User).where(User.username == "lakare.vgr")).one()
+            report = import_events_bulk(db, repo.Actor.of(user), iter(rows), today=TODAY)
+            assert (report.created, report.rejects) == (2, [])
+            events = db.scalars(select(BillableEvent).order_by(BillableEvent.id)).all()
+        assert [e.amount_sek for e in events] == [Decimal("10.50"), Decimal("2.00")]
+        assert all(e.decision_json["rule_id"] == case["decision"]["rule_id"] for e in events)
+        assert all(e.created_at is not None and e.cancelled is False for e in events)
+    finally:
+        built.app.state.db_engine.dispose()

@@ -8,7 +8,7 @@ registry and the pack's invoicing requirements; nothing here reads a database.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal
 
@@ -117,21 +117,24 @@ class InvoiceDocument:
         return self.line_total + self.tax_amount
 
 
+def _plain(value: Any) -> Any:
+    """One value as JSON: dates ISO, amounts as text, dataclasses field by field (shallowly, not
+    through ``asdict``, which deep-copies every value first — the run makes thousands)."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    return value
+
+
 def document_to_json(doc: InvoiceDocument) -> dict[str, Any]:
     """The document as JSON (dates ISO, amounts as text): how it is kept with the invoice."""
-
-    def plain(value: Any) -> Any:
-        if isinstance(value, Decimal):
-            return str(value)
-        if isinstance(value, dt.date):
-            return value.isoformat()
-        if isinstance(value, tuple | list):
-            return [plain(v) for v in value]
-        if isinstance(value, dict):
-            return {k: plain(v) for k, v in value.items()}
-        return value
-
-    return {k: plain(v) for k, v in asdict(doc).items()}
+    plain: dict[str, Any] = _plain(doc)
+    return plain
 
 
 def document_from_json(data: dict[str, Any]) -> InvoiceDocument:

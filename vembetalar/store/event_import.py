@@ -21,20 +21,23 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import hashlib
+import json
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
-from sqlalchemy import insert, select
+from sqlalchemy import Text, insert, select
+from sqlalchemy import column as sql_column
+from sqlalchemy import table as sql_table
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from vembetalar.model.errors import quoted
 from vembetalar.model.money import QUANTITY, SEK, BadAmount, Bounded, TextRule, to_decimal
 from vembetalar.store import repo
-from vembetalar.store.models import Base, BillableEvent, CaseRecord
+from vembetalar.store.models import Base, BillableEvent, CaseRecord, utcnow
 from vembetalar.workflow import (
     BadLine,
     CaseView,
@@ -345,6 +348,11 @@ def _import_case(
     total = repo._standing_total(db, case_id) if billing else None
     ceilings: dict[dt.date, Decimal | None] = {}
     decision = record.decision_json
+    # On SQLite the same decision goes into every event of the case as text encoded once, not
+    # once per row; PostgreSQL wants a json-typed parameter, so there the column type encodes it.
+    as_text = db.get_bind().dialect.name == "sqlite"
+    decision_value = json.dumps(decision, ensure_ascii=False, separators=(",", ":")) if as_text else decision
+    now = utcnow()  # the lightweight table below has no column defaults
     issuer = repo._party_of(decision.get("invoicer"), record)
     recipient = repo._party_of(decision.get("payer"), record)
     events: list[dict[str, object]] = []
@@ -386,7 +394,8 @@ def _import_case(
                         "supersedes_id": None,
                         "cancelled": False,
                         "reason": None,
-                        "decision_json": decision,
+                        "decision_json": decision_value,
+                        "created_at": now,
                         "created_by": actor.user_id,
                     }
                 )
@@ -406,7 +415,8 @@ def _import_case(
         step_row = {"case_id": case_id, "step": step, "once": None, "user_id": actor.user_id}
         step_row["note"] = "import"
         for start in range(0, len(events), LOOKUP_CHUNK * 10):
-            db.execute(insert(TABLES["billable_events"]), events[start : start + LOOKUP_CHUNK * 10])
+            target = _EVENTS_AS_TEXT if as_text else TABLES["billable_events"]
+            db.execute(insert(target), events[start : start + LOOKUP_CHUNK * 10])
         # Core inserts (the tables, not the mapped classes): no ORM bookkeeping per row.
         db.execute(insert(TABLES["case_steps"]), [step_row] * steps)
         db.execute(insert(TABLES["audit_log"]), audits)
@@ -419,6 +429,15 @@ def _import_case(
 
 #: The tables themselves, for Core inserts without the ORM's per-row bookkeeping.
 TABLES = Base.metadata.tables
+#: billable_events with its decision column taken as ready JSON text (encoded once per case;
+#: SQLite stores JSON as text, so this is the same row).
+_EVENTS_AS_TEXT = sql_table(
+    "billable_events",
+    *(
+        sql_column(c.name, Text() if c.name == "decision_json" else c.type)
+        for c in TABLES["billable_events"].c
+    ),
+)
 
 
 def _audit_row(actor: repo.Actor, action: str, case_id: str, detail: str) -> dict[str, object]:
