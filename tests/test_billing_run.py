@@ -64,6 +64,17 @@ def line(**fields: Any) -> dict[str, Any]:
     }
 
 
+#: One product Karlstad delivered under the annex in October 2023 (no varunummer: not required).
+VARMLAND_LINE = line(
+    occurred_on="2023-10-05",
+    varunummer=None,
+    prescriber_name="Dr Ek",
+    unit_name="Avd 12, Centralsjukhuset",
+    quantity="1",
+    unit_price_sek="450",
+)
+
+
 def registry(desk: Desk) -> None:
     with desk.app.state.sessions() as db:
         apply_registry(db, read_registry(DEMO_REGISTRY))
@@ -139,19 +150,7 @@ def test_varmland_one_invoice_for_several_patients_marked_by_number(desk: Desk) 
     first = create(mas, KARLSTAD_ANNEX_REGION, patient_name="Anna Berg")["id"]
     second = create(mas, KARLSTAD_ANNEX_REGION, patient_name="Carl Dahl")["id"]
     for case_id in (first, second, first):
-        take(
-            mas,
-            case_id,
-            "delivered",
-            line=line(
-                occurred_on="2023-10-05",
-                varunummer=None,
-                prescriber_name="Dr Ek",
-                unit_name="Avd 12, Centralsjukhuset",
-                quantity="1",
-                unit_price_sek="450",
-            ),
-        )
+        take(mas, case_id, "delivered", line=VARMLAND_LINE)
     report = run(desk, "kommun:1780", "2023-10")
     (invoice,) = report.invoices
     doc = document_from_json(invoice.document_json)

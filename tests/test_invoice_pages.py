@@ -15,7 +15,7 @@ from lxml import etree
 from peppol_check import fatal_findings
 from sqlalchemy import select
 from test_api import HALLAND_AT_VGR, create, login, take
-from test_billing_run import KARLSTAD_ANNEX_REGION, PERIOD, carries_pnr, line, registry, run
+from test_billing_run import KARLSTAD_ANNEX_REGION, PERIOD, VARMLAND_LINE, carries_pnr, line, registry, run
 from webapp import TODAY
 from webapp import TestApp as Desk
 
@@ -244,19 +244,7 @@ def varmland_invoice(desk: Desk) -> bytes:
     registry(desk)
     mas = desk.api("mas.karlstad")
     case_id = create(mas, KARLSTAD_ANNEX_REGION, patient_name="Anna Berg")["id"]
-    take(
-        mas,
-        case_id,
-        "delivered",
-        line=line(
-            occurred_on="2023-10-05",
-            varunummer=None,
-            prescriber_name="Dr Ek",
-            unit_name="Avd 12, Centralsjukhuset",
-            quantity="1",
-            unit_price_sek="450",
-        ),
-    )
+    take(mas, case_id, "delivered", line=VARMLAND_LINE)
     (invoice,) = run(desk, "kommun:1780", "2023-10").invoices
     return to_ubl(document_from_json(invoice.document_json))
 

@@ -11,10 +11,10 @@ import sys
 from typing import Annotated, NoReturn
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import Session
 
+from vembetalar.cli_common import failure, out
 from vembetalar.store import accounts
 from vembetalar.store.db import make_engine, migrate, session_factory
 from vembetalar.store.models import User
@@ -22,14 +22,11 @@ from vembetalar.store.models import User
 users_app = typer.Typer(
     help="Användare: byt lösenord, inaktivera, lista och återkalla API-token.", no_args_is_help=True
 )
-out = Console()
-err = Console(stderr=True)
 MIN_PASSWORD = 12
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
-    err.print(f"[bold red]fel:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
+    raise failure(message, code)
 
 
 def _db() -> Session:

@@ -23,7 +23,8 @@ class BadRegistry(ValueError):
     """The registry file cannot be used; the message names the organisation and field."""
 
 
-def _luhn(digits: str) -> bool:
+def luhn_ok(digits: str) -> bool:
+    """The Luhn check digit of an organisation number (PEPPOL-COMMON-R049, SE-R-003)."""
     total = 0
     for i, ch in enumerate(reversed(digits)):
         n = int(ch) * (2 if i % 2 else 1)
@@ -31,7 +32,7 @@ def _luhn(digits: str) -> bool:
     return total % 10 == 0
 
 
-def _gs1(digits: str) -> bool:
+def gs1_ok(digits: str) -> bool:
     body, check = digits[:-1], int(digits[-1])
     total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(body)))
     return (10 - total % 10) % 10 == check
@@ -60,14 +61,14 @@ class RegistryEntry(BaseModel):
         if value is None:
             return value
         digits = re.sub(r"\D", "", value)
-        if len(digits) != 10 or not _luhn(digits):
+        if len(digits) != 10 or not luhn_ok(digits):
             raise ValueError("ska vara tio siffror (NNNNNN-NNNN) med rätt kontrollsiffra")
         return f"{digits[:6]}-{digits[6:]}"
 
     @field_validator("gln")
     @classmethod
     def _gln(cls, value: str | None) -> str | None:
-        if value is not None and not (re.fullmatch(r"\d{13}", value) and _gs1(value)):
+        if value is not None and not (re.fullmatch(r"\d{13}", value) and gs1_ok(value)):
             raise ValueError("ska vara ett GLN: tretton siffror med rätt kontrollsiffra")
         return value
 
@@ -108,6 +109,14 @@ def _from_csv(text: str, path: Path) -> dict[str, Any]:
     return {"organisations": orgs}
 
 
+def split_address(lines: list[str]) -> tuple[list[str], str | None, str | None]:
+    """Street lines, postcode and town: Swedish addresses end with "737 26 FAGERSTA"."""
+    lines = [line for line in lines if line]
+    if lines and (match := re.fullmatch(r"(\d{3}) ?(\d{2})\s+(.+)", lines[-1])):
+        return lines[:-1], f"{match[1]} {match[2]}", match[3]
+    return lines, None, None
+
+
 def read_registry(path: Path) -> dict[str, RegistryEntry]:
     """``organisations: {"region:14": {...}}`` from YAML, or one row per organisation from CSV
     (CSV_COLUMNS, comma or semicolon); every error names the party and field."""
@@ -136,10 +145,7 @@ def apply_registry(db: Session, entries: dict[str, RegistryEntry]) -> int:
         if db.get(Organisation, party) is None:
             db.add(Organisation(id=party, name=codes.party_name(party), kind=party.split(":")[0]))
             db.flush()
-        address = list(entry.address)
-        postcode = city = None
-        if address and (match := re.fullmatch(r"(\d{3}) ?(\d{2})\s+(.+)", address[-1])):
-            postcode, city, address = f"{match[1]} {match[2]}", match[3], address[:-1]
+        address, postcode, city = split_address(list(entry.address))
         values: dict[str, Any] = {
             "legal_name": entry.legal_name,
             "org_number": entry.org_number,

@@ -35,6 +35,7 @@ from vembetalar.billing.document import (
     TaxTreatment,
     document_to_json,
 )
+from vembetalar.billing.registry import luhn_ok, split_address
 from vembetalar.model import codes
 from vembetalar.rules.engine import Engine
 from vembetalar.rules.pack import Pack
@@ -108,24 +109,13 @@ def add_months(day: dt.date, months: int) -> dt.date:
     return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
-def luhn_ok(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        n = int(ch) * (2 if i % 2 else 1)
-        total += n - 9 if n > 9 else n
-    return total % 10 == 0
-
-
 def _digits(value: str | None) -> str | None:
     return re.sub(r"\D", "", value) if value else None
 
 
-def _split_address(lines: Iterable[str]) -> Address:
-    """Seed addresses end with "737 26 FAGERSTA": postcode and town are that line."""
-    lines = [line for line in lines if line]
-    if lines and (match := re.fullmatch(r"(\d{3}) ?(\d{2})\s+(.+)", lines[-1])):
-        return Address(tuple(lines[:-1]), f"{match[1]} {match[2]}", match[3])
-    return Address(tuple(lines))
+def _as_address(lines: list[str]) -> tuple[tuple[str, ...], str | None, str | None]:
+    street, postcode, city = split_address(lines)
+    return tuple(street), postcode, city
 
 
 def registry_gaps(details: OrganisationDetails | None) -> list[str]:
@@ -177,7 +167,7 @@ def _buyer(recipient: RecipientData, details: OrganisationDetails | None) -> Org
         org_number=number if number and len(number) == 10 else None,
         gln=gln,
         endpoint=endpoint,
-        address=_split_address(recipient.address),
+        address=Address(*_as_address(recipient.address)),
         department=recipient.department,
     )
 

@@ -136,7 +136,9 @@ def read_rows(path: Path) -> tuple[list[str], Iterator[dict[str, str]]]:
     return header, rows()
 
 
-def _decimal(row: Mapping[str, str], name: str, bounds: Bounded, numbers: TextRule) -> Decimal | None:
+def decimal_field(row: Mapping[str, str], name: str, bounds: Bounded, numbers: TextRule) -> Decimal | None:
+    """A number from a form ("swedish": "1 840,50") or a file ("plain": dot decimals), None when
+    empty; anything else (Infinity, 1e30, -5, too many decimals) names the field."""
     text = row.get(name, "").strip()
     if not text:
         return None
@@ -163,9 +165,9 @@ def line_of(row: Mapping[str, str], numbers: TextRule = "plain") -> EventLine:
         raise BadLine("varunummer: sex siffror")
     return EventLine(
         occurred_on=occurred_on,
-        quantity=_decimal(row, "quantity", QUANTITY, numbers),
-        unit_price_sek=_decimal(row, "unit_price_sek", SEK, numbers),
-        amount_sek=_decimal(row, "amount_sek", SEK, numbers),
+        quantity=decimal_field(row, "quantity", QUANTITY, numbers),
+        unit_price_sek=decimal_field(row, "unit_price_sek", SEK, numbers),
+        amount_sek=decimal_field(row, "amount_sek", SEK, numbers),
         product_name=row.get("product_name") or None,
         varunummer=varunummer,
         prescriber_name=row.get("prescriber_name") or None,
@@ -329,7 +331,7 @@ def _import_case(
     except Forbidden as exc:
         report.rejects += rejects + [Reject(n, ref, str(exc)) for n, ref, _, _ in lines]
         return
-    repo._lock(db, case_id)
+    repo.lock_case(db, case_id)
     record = db.get(CaseRecord, case_id, populate_existing=True)
     assert record is not None
     db.refresh(record, ["steps"])
@@ -344,8 +346,8 @@ def _import_case(
     )
     stored = set(db.scalars(select(BillableEvent.idempotency_key).where(BillableEvent.case_id == case_id)))
     billing = bills(view.decision)
-    ended_on = repo._ended_on(record)
-    total = repo._standing_total(db, case_id) if billing else None
+    ended_on = repo.ended_on(record)
+    total = repo.standing_total(db, case_id) if billing else None
     ceilings: dict[dt.date, Decimal | None] = {}
     decision = record.decision_json
     # On SQLite the same decision goes into every event of the case as text encoded once, not
@@ -353,8 +355,8 @@ def _import_case(
     as_text = db.get_bind().dialect.name == "sqlite"
     decision_value = json.dumps(decision, ensure_ascii=False, separators=(",", ":")) if as_text else decision
     now = utcnow()  # the lightweight table below has no column defaults
-    issuer = repo._party_of(decision.get("invoicer"), record)
-    recipient = repo._party_of(decision.get("payer"), record)
+    issuer = repo.party_of(decision.get("invoicer"), record)
+    recipient = repo.party_of(decision.get("payer"), record)
     events: list[dict[str, object]] = []
     steps = 0
     audits: list[dict[str, object]] = []
@@ -371,7 +373,7 @@ def _import_case(
                 amount = line_amount(line)
                 check_line_date(line.occurred_on, case_date=record.case_date, today=today, ended_on=ended_on)
                 if line.occurred_on not in ceilings:
-                    ceilings[line.occurred_on] = repo._ceiling(db, case_id, line.occurred_on)
+                    ceilings[line.occurred_on] = repo.ceiling(db, case_id, line.occurred_on)
                 check_ceiling(total + amount, ceilings[line.occurred_on])
                 total += amount
                 stored.add(key)

@@ -168,11 +168,8 @@ def create_case(
 
 
 def visible_to(actor: Actor) -> Any:
-    """The condition that a case is one the actor's organisation is party to."""
-    return _visible(actor)
-
-
-def _visible(actor: Actor) -> Any:
+    """The condition that a case is one the actor's organisation is party to: how every read
+    is scoped."""
     return exists().where(
         CaseParty.case_id == CaseRecord.id, CaseParty.organisation_id == actor.organisation_id
     )
@@ -190,7 +187,7 @@ def list_cases(
     offset: int = 0,
 ) -> Sequence[CaseRecord]:
     require(actor, "case.read")
-    query = select(CaseRecord).where(_visible(actor))
+    query = select(CaseRecord).where(visible_to(actor))
     for column, value in (
         (CaseRecord.status, status),
         (CaseRecord.kind, kind),
@@ -209,7 +206,7 @@ def list_cases(
 
 def get_case(db: Session, actor: Actor, case_id: str, *, log: bool = True) -> CaseRecord:
     require(actor, "case.read")
-    record = db.scalars(select(CaseRecord).where(CaseRecord.id == case_id, _visible(actor))).first()
+    record = db.scalars(select(CaseRecord).where(CaseRecord.id == case_id, visible_to(actor))).first()
     if record is None:
         raise NotFound("ärendet finns inte")
     if log:
@@ -238,7 +235,7 @@ def _facts(db: Session, record: CaseRecord) -> CaseView:
     return view_of(record, has_events=has_events(db, record.id))
 
 
-def _lock(db: Session, case_id: str) -> None:
+def lock_case(db: Session, case_id: str) -> None:
     """Serialise changes to one case: the first write of the transaction touches the case row,
     so a concurrent request for the same case waits (a row lock on PostgreSQL, the write lock
     on SQLite) and then sees what this one stored."""
@@ -247,14 +244,14 @@ def _lock(db: Session, case_id: str) -> None:
 
 def _load_for_change(db: Session, actor: Actor, case_id: str) -> CaseRecord:
     get_case(db, actor, case_id, log=False)  # 404 before anything else for a case one may not see
-    _lock(db, case_id)
+    lock_case(db, case_id)
     record = db.get(CaseRecord, case_id, populate_existing=True)
     assert record is not None
     db.refresh(record, ["steps"])
     return record
 
 
-def _commit_step(db: Session, record: CaseRecord, step: str) -> None:
+def _commit_step(db: Session, step: str) -> None:
     try:
         db.commit()
     except IntegrityError:  # a concurrent request took the same once-only step first
@@ -335,14 +332,14 @@ def has_events(db: Session, case_id: str) -> bool:
     return db.scalar(select(BillableEvent.id).where(_standing(case_id)).limit(1)) is not None
 
 
-def _standing_total(db: Session, case_id: str, excluding: int | None = None) -> Decimal:
+def standing_total(db: Session, case_id: str, excluding: int | None = None) -> Decimal:
     query = select(func.coalesce(func.sum(BillableEvent.amount_sek), 0)).where(_standing(case_id))
     if excluding is not None:
         query = query.where(BillableEvent.id != excluding)
     return Decimal(db.scalar(query) or 0)
 
 
-def _ended_on(record: CaseRecord) -> dt.date | None:
+def ended_on(record: CaseRecord) -> dt.date | None:
     for s in record.steps:
         if s.step in ("closed", "withdrawn"):
             at = s.at if s.at.tzinfo else s.at.replace(tzinfo=dt.UTC)
@@ -350,7 +347,7 @@ def _ended_on(record: CaseRecord) -> dt.date | None:
     return None
 
 
-def _ceiling(db: Session, case_id: str, on: dt.date) -> Decimal | None:
+def ceiling(db: Session, case_id: str, on: dt.date) -> Decimal | None:
     """The ceiling of the newest commitment that covers the date; None when no commitment is
     registered. A registered commitment that does not cover the date refuses the line."""
     commitments = db.scalars(
@@ -365,7 +362,7 @@ def _ceiling(db: Session, case_id: str, on: dt.date) -> Decimal | None:
     return covering[-1].amount_ceiling_sek
 
 
-def _party_of(party: str | None, record: CaseRecord) -> str | None:
+def party_of(party: str | None, record: CaseRecord) -> str | None:
     """``unit`` (the care unit that decided) is billed through, or bills from, its organisation."""
     return record.organisation_id if party == "unit" else party
 
@@ -383,17 +380,17 @@ def _new_event(
     reason: str | None = None,
 ) -> BillableEvent:
     amount = line_amount(line)
-    check_line_date(line.occurred_on, case_date=record.case_date, today=today, ended_on=_ended_on(record))
-    total = _standing_total(db, record.id, supersedes.id if supersedes is not None else None) + amount
-    check_ceiling(total, _ceiling(db, record.id, line.occurred_on))
+    check_line_date(line.occurred_on, case_date=record.case_date, today=today, ended_on=ended_on(record))
+    total = standing_total(db, record.id, supersedes.id if supersedes is not None else None) + amount
+    check_ceiling(total, ceiling(db, record.id, line.occurred_on))
     decision = record.decision_json
     event = BillableEvent(
         idempotency_key=key or f"line:{uuid.uuid4()}",
         case_id=record.id,
         kind=kind,
         occurred_on=line.occurred_on,
-        issuer=_party_of(decision.get("invoicer"), record),
-        recipient=_party_of(decision.get("payer"), record),
+        issuer=party_of(decision.get("invoicer"), record),
+        recipient=party_of(decision.get("payer"), record),
         amount_sek=amount,
         quantity=line.quantity,
         unit_price_sek=line.unit_price_sek,
@@ -509,7 +506,7 @@ def register_commitment(
     db.add(commitment)
     audit(db, actor, "commitment.create", case_id, document_reference)
     _add_step(db, actor, record, "commitment_registered", document_reference)
-    _commit_step(db, record, "commitment_registered")
+    _commit_step(db, "commitment_registered")
     return commitment
 
 
@@ -587,7 +584,7 @@ def list_commitments(db: Session, actor: Actor, case_id: str | None = None) -> S
     query = (
         select(PaymentCommitment)
         .join(CaseRecord, CaseRecord.id == PaymentCommitment.case_id)
-        .where(_visible(actor))
+        .where(visible_to(actor))
     )
     if case_id:
         query = query.where(PaymentCommitment.case_id == case_id)
@@ -600,7 +597,9 @@ def list_events(
     """Events with the id of the event that superseded each (None while it stands)."""
     require(actor, "event.read")
     query = (
-        select(BillableEvent).join(CaseRecord, CaseRecord.id == BillableEvent.case_id).where(_visible(actor))
+        select(BillableEvent)
+        .join(CaseRecord, CaseRecord.id == BillableEvent.case_id)
+        .where(visible_to(actor))
     )
     if case_id:
         query = query.where(BillableEvent.case_id == case_id)

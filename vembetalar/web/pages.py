@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import uuid
-from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -23,7 +22,7 @@ from vembetalar.model import codes
 from vembetalar.model.case import HELP, LABELS
 from vembetalar.model.decision import Decision
 from vembetalar.model.errors import BadCase
-from vembetalar.model.money import SEK, BadAmount, Bounded, to_decimal
+from vembetalar.model.money import SEK
 from vembetalar.rules.pack import Pack
 from vembetalar.security import (
     ROLE_NAMES,
@@ -35,7 +34,7 @@ from vembetalar.security import (
     verify_password,
 )
 from vembetalar.store import accounts, repo
-from vembetalar.store.event_import import line_of
+from vembetalar.store.event_import import decimal_field, line_of
 from vembetalar.store.models import User
 from vembetalar.store.repo import BadLine, StepRefused
 from vembetalar.web.api import audit_csv
@@ -314,18 +313,6 @@ def _refused(
     return case_detail(request, case_id, user, db, error=str(exc), status_code=status, values=form)
 
 
-def _decimal(form: dict[str, str], name: str, bounds: Bounded) -> Decimal | None:
-    """A number as a Swedish user types it ("1 840,50"), or None when left empty; anything
-    else (Infinity, 1e30, -5, too many decimals) names the field."""
-    raw = form.get(name, "").strip()
-    if not raw:
-        return None
-    try:
-        return to_decimal(raw, bounds, text="swedish")
-    except BadAmount as exc:
-        raise BadLine(f"{name}: {exc}") from None
-
-
 @router.post("/cases/{case_id}/steps", response_class=HTMLResponse)
 async def case_step(request: Request, case_id: str, user: UserDep, db: DbDep) -> Response:
     form = await _form(request)
@@ -377,7 +364,7 @@ async def case_commitment(request: Request, case_id: str, user: UserDep, db: DbD
     """The commitment and its step in one transaction: a refusal stores nothing."""
     form = await _form(request)
     try:
-        amount = _decimal(form, "amount_ceiling_sek", SEK)
+        amount = decimal_field(form, "amount_ceiling_sek", SEK, "swedish")
         if amount is None:
             raise BadLine("amount_ceiling_sek: ange högsta belopp")
         try:
