@@ -279,3 +279,20 @@ def test_log_out(page: Page) -> None:
     expect(page.get_by_role("heading", name="Logga in")).to_be_visible()
     page.goto("/cases/new")
     expect(page).to_have_url(re.compile(r"/login$"))
+
+
+@pytest.mark.parametrize(
+    ("username", "path"),
+    [
+        ("lakare.vgr", "/cases"),
+        ("lakare.vgr", "/cases/new?kind=medtech_product"),
+        ("admin.vgr", "/admin/registry"),
+        ("admin.vgr", "/audit"),
+    ],
+)
+def test_no_page_scrolls_sideways_on_a_phone(page: Page, live: Live, username: str, path: str) -> None:
+    """At 390 px wide, long select options, tables and headings stay inside the screen."""
+    page.set_viewport_size({"width": 390, "height": 844})
+    log_in(page, username)
+    page.goto(path)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
