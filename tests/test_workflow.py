@@ -10,7 +10,7 @@ where the case stands after each step.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from functools import cache
 from typing import Any
@@ -31,6 +31,7 @@ from vembetalar.workflow import (
     StepRefused,
     allowed,
     bills,
+    bills_case,
     check,
     check_ceiling,
     check_line_date,
@@ -51,6 +52,7 @@ ALL_STEPS = (
     "completed",
     "contacted",
     "commitment_registered",
+    "unit_named",
     "dispensed",
     "delivered",
     "closed",
@@ -104,16 +106,20 @@ class Route:
     #: ``label("contacted", decision)``.
     contact_label: str
     over: dict[str, Any] = field(default_factory=dict)
+    #: Self-care: the organisation of the unit named by ``unit_named``.
+    payer_unit: str | None = None
 
     def decision(self) -> Decision:
         return decide(self.pack, self.case, self.over)
 
     def view(self, done: tuple[str, ...] = (), *, has_events: bool | None = None) -> CaseView:
         d = self.decision()
+        unit = self.payer_unit if "unit_named" in done else None
+        view = CaseView(kind=self.kind, decision=d, owner=self.owner, done=done, payer_unit=unit)
         if has_events is None:
             # A dispensing or delivery creates an invoice line only when someone bills someone.
-            has_events = bills(d) and any(s in ("dispensed", "delivered") for s in done)
-        return CaseView(kind=self.kind, decision=d, owner=self.owner, done=done, has_events=has_events)
+            has_events = bills_case(view) and any(s in ("dispensed", "delivered") for s in done)
+        return replace(view, has_events=has_events)
 
 
 DRUG = "drug_exception"
@@ -148,6 +154,17 @@ def optional_contact_walk(line: str, *, billed: bool) -> tuple[Stage, ...]:
     return (
         Stage(("contacted", line, "closed", "withdrawn"), line, line),
         Stage(("contacted", *after_line), "contacted", "contacted"),
+        Stage(after_line, line, line),
+        Stage(after_line, "closed", "closed"),
+    )
+
+
+def self_care_walk(line: str, *, billed: bool) -> tuple[Stage, ...]:
+    """Self-care: the deciding unit is named first (the line step waits for it), then the line."""
+    after_line = (line, "closed") if billed else (line, "closed", "withdrawn")
+    return (
+        Stage(("unit_named", "closed", "withdrawn"), "unit_named", "unit_named"),
+        Stage((line, "closed", "withdrawn"), line, line),
         Stage(after_line, line, line),
         Stage(after_line, "closed", "closed"),
     )
@@ -440,16 +457,30 @@ ROUTES = [
         contact_label=NO_CONTACT,
     ),
     Route(
-        id="varmland-self-care-unit-pays",
+        id="varmland-self-care-region-unit-pays",
         pack=VARMLAND,
         case="Egenvård – enheten som beslutat om egenvård betalar",
         kind=MEDTECH,
-        owner="region:17",
+        owner="kommun:1780",
+        payer_org="region:17",
+        start=(("decided", "done"), ("unit_named", "next"), ("delivered", "waiting")),
+        walk=self_care_walk("delivered", billed=True),
+        bills=True,
+        contact_label=NO_CONTACT,
+        payer_unit="region:17",
+    ),
+    Route(
+        id="varmland-self-care-kommun-unit-keeps-the-cost",
+        pack=VARMLAND,
+        case="Egenvård – enheten som beslutat om egenvård betalar",
+        kind=MEDTECH,
+        owner="kommun:1780",
         payer_org=None,
-        start=(("decided", "done"), ("delivered", "next")),
-        walk=simple_walk("delivered", billed=False),
+        start=(("decided", "done"), ("unit_named", "next"), ("delivered", "waiting")),
+        walk=self_care_walk("delivered", billed=False),
         bills=False,
         contact_label=NO_CONTACT,
+        payer_unit="kommun:1780",
     ),
 ]
 ROUTE_PARAMS = [pytest.param(r, id=r.id) for r in ROUTES]
@@ -476,7 +507,7 @@ def test_every_route_is_decided_without_missing_facts() -> None:
     for route in ROUTES:
         d = route.decision()
         assert (route.id, d.status, d.missing) == (route.id, "decided", [])
-        assert (route.id, bills(d)) == (route.id, route.bills)
+        assert (route.id, bills_case(route.view(("unit_named",)))) == (route.id, route.bills)
 
 
 @pytest.mark.parametrize("route", ROUTE_PARAMS)
@@ -519,7 +550,7 @@ def test_line_step_is_dispensed_for_drugs_and_delivered_otherwise(route: Route) 
     wrong = "delivered" if right == "dispensed" else "dispensed"
     assert line_step(route.kind) == right
     # Everything the agreement demands first is done, so only the kind decides.
-    view = route.view(("contacted", "commitment_registered"))
+    view = route.view(("contacted", "commitment_registered", "unit_named"))
     assert allowed(view, right, organisation=route.owner, role="prescriber")
     error = refusal(view, wrong, organisation=route.owner)
     assert isinstance(error, StepRefused)
@@ -529,7 +560,7 @@ def test_line_step_is_dispensed_for_drugs_and_delivered_otherwise(route: Route) 
 
 @pytest.mark.parametrize("route", ROUTE_PARAMS)
 def test_line_step_explains_when_nothing_is_billed(route: Route) -> None:
-    line = plan(route.view(("contacted", "commitment_registered")))[-1]
+    line = plan(route.view(("contacted", "commitment_registered", "unit_named")))[-1]
     assert line.mark == "next"
     if route.bills:
         assert line.why is None
@@ -654,7 +685,7 @@ def test_hearing_aid_commitment_refused_before_contact_and_delivery_before_commi
         ("commitment_registered", "next"),
         ("delivered", "waiting"),
     ]
-    assert marks(route.view(("contacted", "commitment_registered"))) == [
+    assert marks(route.view(("contacted", "commitment_registered", "unit_named"))) == [
         ("decided", "done"),
         ("contacted", "done"),
         ("commitment_registered", "done"),

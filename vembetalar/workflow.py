@@ -36,7 +36,15 @@ class StepRefused(ValueError):
 #: Steps a user takes. ``dispensed`` and ``delivered`` repeat (a drug is dispensed many times; an
 #: order has several lines); the rest are taken at most once. ``closed`` and ``withdrawn`` end a
 #: case, so they share one slot (``ENDED``) that the database keeps unique.
-USER_STEPS = ("contacted", "commitment_registered", "dispensed", "delivered", "closed", "withdrawn")
+USER_STEPS = (
+    "contacted",
+    "commitment_registered",
+    "unit_named",
+    "dispensed",
+    "delivered",
+    "closed",
+    "withdrawn",
+)
 REPEATABLE = frozenset({"dispensed", "delivered", "completed", "event_corrected"})
 ENDED = "ended"
 LINE_STEPS = frozenset({"dispensed", "delivered"})
@@ -48,6 +56,7 @@ STEP_NAMES: dict[str, str] = {
     "completed": "Kompletterat och omprövat",
     "contacted": "Kontakt tagen",
     "commitment_registered": "Betalningsförbindelse registrerad",
+    "unit_named": "Enheten som beslutat om egenvården angiven",
     "dispensed": "Expedierat (läkemedel)",
     "delivered": "Levererat/utlämnat",
     "event_corrected": "Fakturaunderlag rättat",
@@ -68,6 +77,7 @@ STATE_NAMES: dict[str, str] = {
 _STEP_ROLES = {
     "contacted": "case.step",
     "commitment_registered": "commitment.create",
+    "unit_named": "case.step",
     "dispensed": "case.step",
     "delivered": "case.step",
     "closed": "case.create",
@@ -90,6 +100,8 @@ class CaseView:
     #: Steps taken, oldest first.
     done: tuple[str, ...]
     has_events: bool = False
+    #: Under self-care (payer ``unit``): the organisation of the unit that decided it, once named.
+    payer_unit: str | None = None
 
 
 @dataclass(frozen=True)
@@ -147,9 +159,26 @@ def state(view: CaseView) -> str:
 
 
 def bills(decision: Decision) -> bool:
-    """Whether a dispensing or delivery creates a billable event: only when someone invoices
-    someone else. Where the payer carries its own cost (no invoicer), nothing is billed."""
+    """Whether the decision lets a dispensing or delivery create a billable event: only when
+    someone invoices someone else. Where the payer carries its own cost (no invoicer), nothing
+    is billed. Under self-care the case must also say whose the unit is (``bills_case``)."""
     return decision.payer is not None and decision.invoicer is not None
+
+
+def needs_unit(decision: Decision) -> bool:
+    """Self-care: the cost "tillhör den enhet/mottagning som bedömt och beslutat om egenvård"
+    (seed 004). The decision cannot know that unit; the case names it before anything is billed."""
+    return decision.payer == "unit" and decision.invoicer is not None
+
+
+def bills_case(view: CaseView) -> bool:
+    """Whether a dispensing or delivery on this case creates a billable event. A self-care unit
+    of the invoicing organisation itself keeps the cost in-house: nothing to invoice."""
+    if not bills(view.decision):
+        return False
+    if needs_unit(view.decision):
+        return view.payer_unit is not None and view.payer_unit != view.decision.invoicer
+    return True
 
 
 def _party_check(view: CaseView, organisation: str, step: str) -> None:
@@ -200,6 +229,11 @@ def _before_lines(view: CaseView) -> None:
         )
     if d.payment_commitment_required and "commitment_registered" not in view.done:
         raise StepRefused("en betalningsförbindelse från betalaren ska registreras först")
+    if needs_unit(d) and "unit_named" not in view.done:
+        raise StepRefused(
+            "ange först vilken enhet/mottagning som beslutade om egenvården: kostnaden är dess "
+            "och fakturan ställs till dess organisation"
+        )
 
 
 def authorise(view: CaseView, step: str, *, organisation: str, role: str) -> None:
@@ -242,6 +276,10 @@ def check(view: CaseView, step: str, *, organisation: str, role: str) -> None:
             raise StepRefused("beslutet kräver ingen betalningsförbindelse")
         if d.prior_contact_required and "contacted" not in view.done:
             raise StepRefused(f"registrera «{label('contacted', d)}» först")
+        return
+    if step == "unit_named":
+        if not needs_unit(d):
+            raise StepRefused("beslutet lägger inte kostnaden på den enhet som beslutat om egenvård")
         return
     if step in LINE_STEPS:
         expected = line_step(view.kind)
@@ -293,23 +331,38 @@ def plan(view: CaseView) -> list[PlannedStep]:
         if mark == "next" and d.prior_contact_required and "contacted" not in view.done:
             mark, why = "waiting", f"tas efter «{label('contacted', d)}»"
         steps.append(PlannedStep("commitment_registered", label("commitment_registered"), mark, why))
+    if needs_unit(d):
+        steps.append(
+            PlannedStep(
+                "unit_named",
+                label("unit_named"),
+                _mark(view, "unit_named"),
+                None if "unit_named" in view.done else "fakturan ställs till den enhetens organisation",
+            )
+        )
     line = line_step(view.kind)
     try:
         _before_lines(view)
         mark = "done" if line in view.done else "next"
-        why = None if bills(d) else _no_billing(d)
+        why = None if bills_case(view) else _no_billing(view)
     except StepRefused as exc:
         mark, why = "waiting", str(exc)
     steps.append(PlannedStep(line, label(line), mark, why))
     return steps
 
 
-def _no_billing(d: Decision) -> str:
+def _no_billing(view: CaseView) -> str:
     """Why a dispensing or delivery creates no billable event, as the case page says it."""
+    d = view.decision
+    if d.payer == "unit" and view.payer_unit is not None and view.payer_unit == d.invoicer:
+        return (
+            "inget fakturaunderlag skapas: enheten som beslutade om egenvården hör till "
+            f"{codes.party_name(view.payer_unit)} själv, som alltså bär kostnaden"
+        )
     if d.payer == "unit":
         return (
             "inget fakturaunderlag skapas: kostnaden bärs av den enhet som beslutade om egenvården "
-            "(ärendet anger inte vilken organisation den tillhör)"
+            "och avtalet anger ingen som fakturerar den"
         )
     if d.payer is None:
         return "inget fakturaunderlag skapas: avtalet anger ingen betalare (se beslutet)"
@@ -336,6 +389,7 @@ def offers(view: CaseView, *, organisation: str, role: str) -> list[str]:
         "completed",
         "contacted",
         "commitment_registered",
+        "unit_named",
         line_step(view.kind),
         "closed",
         "withdrawn",
@@ -352,6 +406,31 @@ def offers(view: CaseView, *, organisation: str, role: str) -> list[str]:
 
 class BadLine(ValueError):
     """An invoice line that cannot be right (a field's value); the message names the field."""
+
+
+@dataclass(frozen=True)
+class SelfCareUnit:
+    """The unit/mottagning that assessed and decided self-care, and the organisation it belongs
+    to (``region:17``, ``kommun:1780``): the invoice goes to that organisation and names the unit."""
+
+    organisation: str
+    name: str
+
+
+def check_unit(unit: SelfCareUnit | None) -> SelfCareUnit:
+    """A named unit that can be invoiced: a known region or municipality and a name."""
+    if unit is None:
+        raise BadLine("unit: ange enheten som beslutade om egenvården (organisation och namn)")
+    kind, _, code = unit.organisation.partition(":")
+    known = (kind == "region" and code in codes.regions()) or (
+        kind == "kommun" and code in codes.municipalities()
+    )
+    if not known:
+        raise BadLine("unit.organisation: ange en region (region:17) eller kommun (kommun:1780) med SCB-kod")
+    name = " ".join(unit.name.split())
+    if not name or len(name) > 200:
+        raise BadLine("unit.name: ange enhetens namn (högst 200 tecken)")
+    return SelfCareUnit(unit.organisation, name)
 
 
 @dataclass(frozen=True)

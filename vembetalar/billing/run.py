@@ -249,6 +249,8 @@ class _CaseFacts:
     patient_id: str | None
     patient_initials: str | None
     self_care: bool | None
+    #: Under self-care: the unit that decided it, which the invoice names.
+    self_care_unit: str | None = None
 
 
 def _standing_unbilled(issuer: str, start: dt.date, end: dt.date) -> Any:
@@ -278,11 +280,12 @@ def _case_facts(db: Session, case_ids: set[str]) -> dict[str, _CaseFacts]:
                 CaseRecord.patient_id,
                 CaseRecord.patient_initials,
                 cast(CaseRecord.case_json, Text),
+                CaseRecord.payer_unit_name,
             ).where(CaseRecord.id.in_(ids[start : start + 500]))
         ).all()
-        for case_id, reference, patient_id, initials, case_text in rows:
+        for case_id, reference, patient_id, initials, case_text, unit in rows:
             care = (json.loads(case_text) or {}).get("care") or {}
-            facts[case_id] = _CaseFacts(case_id, reference, patient_id, initials, care.get("self_care"))
+            facts[case_id] = _CaseFacts(case_id, reference, patient_id, initials, care.get("self_care"), unit)
     return facts
 
 
@@ -300,6 +303,8 @@ def _line(number: int, event: Any, case: _CaseFacts, invoicing: InvoicingData, m
         properties.append((invoicing.unit_label, event.unit_name))
     if invoicing.states_self_care:
         properties.append(("Egenvård", "ja" if case.self_care else "nej"))
+    if case.self_care_unit:
+        properties.append(("Enhet som beslutat om egenvården", case.self_care_unit))
     properties.append(("Datum", event.occurred_on.isoformat()))
     amount = event.amount_sek or Decimal(0)
     quantity = event.quantity if event.quantity else Decimal(1)
@@ -405,6 +410,19 @@ def run_invoices(
                     case.reference,
                     event.recipient,
                     f"faktureras av {route.billed_by}; den fakturan ska visa {shows}",
+                )
+            )
+            continue
+        party = route.recipient.party
+        if party is not None and event.recipient != party:
+            report.pending.append(
+                Pending(
+                    event.id,
+                    case.reference,
+                    event.recipient,
+                    f"avtalets fakturaväg gäller {codes.party_name(party)}, inte "
+                    f"{codes.party_name(event.recipient or '?')}; avtalet anger ingen väg dit – "
+                    "fråga betalaren vart fakturan ska ställas",
                 )
             )
             continue

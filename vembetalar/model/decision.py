@@ -39,6 +39,8 @@ class Recipient(_Out):
 
     id: str | None = None
     name: str
+    #: The party the recipient is, where the agreement's data says (``region:17``).
+    party: str | None = None
     department: str | None = None
     address: list[str] = Field(default_factory=list)
     reference: str | None = None

@@ -34,6 +34,8 @@ class SourceData(_Yaml):
 
 class RecipientData(_Yaml):
     name: str
+    #: The party this recipient is (``region:17``): a run sends nothing else to its address.
+    party: str | None = Field(default=None, pattern=PARTY_PATTERN)
     department: str | None = None
     address: list[str] = []
     reference: str | None = None

@@ -24,7 +24,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -40,12 +40,11 @@ from vembetalar.store import repo
 from vembetalar.store.models import Base, BillableEvent, CaseRecord, utcnow
 from vembetalar.workflow import (
     BadLine,
-    CaseView,
     EventLine,
     Forbidden,
     StepRefused,
     authorise,
-    bills,
+    bills_case,
     check,
     check_ceiling,
     check_line_date,
@@ -337,15 +336,9 @@ def _import_case(
     db.refresh(record, ["steps"])
     step = line_step(record.kind)
     done = tuple(s.step for s in record.steps)
-    view = CaseView(
-        kind=record.kind,
-        decision=repo.view_of(record, done=done).decision,
-        owner=record.organisation_id,
-        done=done,
-        has_events=repo.has_events(db, case_id),
-    )
+    view = repo.view_of(record, done=done, has_events=repo.has_events(db, case_id))
     stored = set(db.scalars(select(BillableEvent.idempotency_key).where(BillableEvent.case_id == case_id)))
-    billing = bills(view.decision)
+    billing = bills_case(view)
     ended_on = repo.ended_on(record)
     total = repo.standing_total(db, case_id) if billing else None
     ceilings: dict[dt.date, Decimal | None] = {}
@@ -406,7 +399,7 @@ def _import_case(
             audits.append(_audit_row(actor, "case.step", case_id, step))
             if step not in view.done or (billing and not view.has_events):  # what the step changes
                 has_events = view.has_events or billing
-                view = CaseView(view.kind, view.decision, view.owner, (*view.done, step), has_events)
+                view = replace(view, done=(*view.done, step), has_events=has_events)
             if billing:
                 created += 1
             else:  # the step stands (as through repo.add_step), but nothing is billed

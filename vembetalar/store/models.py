@@ -118,6 +118,10 @@ class CaseRecord(Base):
     patient_initials: Mapped[str | None] = mapped_column(String(10))
     product_name: Mapped[str | None] = mapped_column(String(200))
     note: Mapped[str | None] = mapped_column(Text)
+    #: Under self-care (payer ``unit``): the unit that decided it and its organisation, named by
+    #: the step ``unit_named``; the invoice goes to that organisation and names the unit.
+    payer_unit_organisation: Mapped[str | None] = mapped_column(String(40), default=None)
+    payer_unit_name: Mapped[str | None] = mapped_column(String(200), default=None)
     steps: Mapped[list[CaseStep]] = relationship(order_by="CaseStep.id", lazy="selectin")
     parties: Mapped[list[CaseParty]] = relationship(lazy="selectin", cascade="all, delete-orphan")
 

@@ -17,6 +17,7 @@ from sqlalchemy import exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
+from vembetalar.model import codes
 from vembetalar.model.case import Case
 from vembetalar.model.decision import Decision
 from vembetalar.rules.engine import Engine
@@ -39,12 +40,14 @@ from vembetalar.workflow import (
     CaseView,
     EventLine,
     Forbidden,
+    SelfCareUnit,
     StepRefused,
     authorise,
-    bills,
+    bills_case,
     check,
     check_ceiling,
     check_line_date,
+    check_unit,
     label,
     line_amount,
     state,
@@ -228,6 +231,7 @@ def view_of(
         owner=record.organisation_id,
         done=done if done is not None else tuple(s.step for s in record.steps),
         has_events=has_events,
+        payer_unit=record.payer_unit_organisation,
     )
 
 
@@ -277,10 +281,12 @@ def add_step(
     today: dt.date,
     line: EventLine | None = None,
     idempotency_key: str | None = None,
+    unit: SelfCareUnit | None = None,
 ) -> tuple[CaseRecord, BillableEvent | None, bool]:
     """Take one step, as the workflow allows. A dispensing or delivery that someone bills creates
     one billable event from ``line``; the same ``idempotency_key`` again (within this case)
-    returns the event stored the first time and ``False``."""
+    returns the event stored the first time and ``False``. ``unit_named`` records ``unit``, whose
+    organisation then takes part in the case (it pays, so it reads)."""
     require(actor, "case.read")
     record = _load_for_change(db, actor, case_id)
     view = _facts(db, record)
@@ -294,7 +300,15 @@ def add_step(
     if step in ("closed", "withdrawn") and not (note or "").strip():
         raise BadLine("note: ange skälet")
     event = None
-    if step in LINE_STEPS and bills(view.decision):
+    if step == "unit_named":
+        named = check_unit(unit)
+        record.payer_unit_organisation = named.organisation
+        record.payer_unit_name = named.name
+        if all(p.organisation_id != named.organisation for p in record.parties):
+            record.parties.append(CaseParty(case_id=record.id, organisation_id=named.organisation))
+        note = note or f"{named.name}, {codes.party_name(named.organisation)}"
+        view = view_of(record, has_events=view.has_events)
+    if step in LINE_STEPS and bills_case(view):
         if line is None:
             raise BadLine("line: ange vad som expedierades/levererades (datum, antal, à-pris eller belopp)")
         event = _new_event(db, actor, record, step, line, today=today, key=idempotency_key)
@@ -363,8 +377,11 @@ def ceiling(db: Session, case_id: str, on: dt.date) -> Decimal | None:
 
 
 def party_of(party: str | None, record: CaseRecord) -> str | None:
-    """``unit`` (the care unit that decided) is billed through, or bills from, its organisation."""
-    return record.organisation_id if party == "unit" else party
+    """``unit`` (the care unit that decided) is billed through, or bills from, its organisation:
+    the one the case named (``unit_named``), else the organisation that took the case."""
+    if party == "unit":
+        return record.payer_unit_organisation or record.organisation_id
+    return party
 
 
 def _new_event(

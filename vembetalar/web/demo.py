@@ -36,7 +36,7 @@ from vembetalar.store.models import (
     OrganisationDetails,
     User,
 )
-from vembetalar.workflow import line_step
+from vembetalar.workflow import SelfCareUnit, line_step
 
 ORGANISATIONS = ["region:14", "region:13", "region:12", "region:17", "kommun:1780"]
 USERS = [
@@ -203,6 +203,9 @@ def _load_invoicing(db: Session, engine: Engine, spec: dict[str, Any], report: L
             document_reference=commitment["document_reference"],
         )
         report.commitments += 1
+    if (unit := spec.get("unit")) and "unit_named" not in done:
+        named = SelfCareUnit(unit["organisation"], unit["name"])
+        repo.add_step(db, actor, record.id, "unit_named", None, today=today, unit=named)
     for number, row in enumerate(spec.get("lines") or [], start=1):
         _, event, created = repo.add_step(
             db,

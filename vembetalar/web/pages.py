@@ -35,7 +35,7 @@ from vembetalar.security import (
 )
 from vembetalar.store import accounts, repo
 from vembetalar.store.event_import import decimal_field, line_of
-from vembetalar.store.models import User
+from vembetalar.store.models import CaseRecord, User
 from vembetalar.store.repo import BadLine, StepRefused
 from vembetalar.web.api import audit_csv
 from vembetalar.web.auth import Principal, check_csrf, csrf_token, get_db, page_user
@@ -49,7 +49,16 @@ from vembetalar.web.forms import (
     form_fields,
 )
 from vembetalar.web.schemas import AuditOut
-from vembetalar.workflow import STATE_NAMES, allowed, history_label, label, line_step, offers, plan
+from vembetalar.workflow import (
+    STATE_NAMES,
+    SelfCareUnit,
+    allowed,
+    history_label,
+    label,
+    line_step,
+    offers,
+    plan,
+)
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
@@ -286,6 +295,7 @@ def case_detail(
     decision = Decision.model_validate(record.decision_json)
     events = repo.list_events(db, actor, case_id) if can(user.role, "event.read") else []
     view = repo.view_of(record, has_events=repo.has_events(db, case_id))
+    offered = offers(view, organisation=user.organisation_id, role=user.role)
     return render(
         request,
         "case_detail.html",
@@ -294,7 +304,8 @@ def case_detail(
         decision=decision,
         patient_id=patient_id_for(user.role, record.patient_id),
         plan=plan(view),
-        offers=offers(view, organisation=user.organisation_id, role=user.role),
+        offers=offered,
+        unit_choices=_unit_choices(record) if "unit_named" in offered else [],
         can_correct=allowed(view, "event_corrected", organisation=user.organisation_id, role=user.role),
         line_step=line_step(record.kind),
         commitments=repo.list_commitments(db, actor, case_id),
@@ -304,6 +315,19 @@ def case_detail(
         new_key=str(uuid.uuid4()),
         today=request.app.state.clock.today().isoformat(),
     )
+
+
+def _unit_choices(record: CaseRecord) -> list[tuple[str, str]]:
+    """Organisations a self-care unit may belong to: the regions, then the municipalities of the
+    patient's home region (the ones the agreement is between)."""
+    home = str(((record.case_json or {}).get("patient") or {}).get("home_region") or "")
+    regions = [(f"region:{code}", name) for code, name in codes.regions().items()]
+    municipalities = [
+        (f"kommun:{code}", f"{name} kommun")
+        for code, name in sorted(codes.municipalities().items(), key=lambda item: item[1])
+        if code.startswith(home) and home
+    ]
+    return regions + municipalities
 
 
 def _refused(
@@ -332,6 +356,11 @@ async def case_step(request: Request, case_id: str, user: UserDep, db: DbDep) ->
             today=request.app.state.clock.today(),
             line=line,
             idempotency_key=form.get("idempotency_key", "")[:120] or None,
+            unit=(
+                SelfCareUnit(form.get("unit_organisation", ""), form.get("unit_name", "")[:300])
+                if step == "unit_named"
+                else None
+            ),
         )
     except (StepRefused, BadLine) as exc:
         return _refused(request, case_id, user, db, exc, form)
