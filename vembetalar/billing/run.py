@@ -44,6 +44,7 @@ from vembetalar.store.models import (
     BillableEvent,
     BilledEvent,
     CaseRecord,
+    DecisionRecord,
     Invoice,
     InvoiceSeries,
     OrganisationDetails,
@@ -180,12 +181,20 @@ class _Route:
     invoicing: InvoicingData
 
 
-def _route(engine: Engine, decision_text: str, seen: dict[str, Any]) -> _Route | InvoicingData | str:
+def _route(db: Session, engine: Engine, event: Any, seen: dict[Any, Any]) -> _Route | InvoicingData | str:
     """Where the event's agreement sends its invoice: a route, the InvoicingData of another
-    system that bills it, or a reason it cannot be invoiced (memoised per decision text)."""
-    if decision_text not in seen:
-        seen[decision_text] = _route_of(engine, json.loads(decision_text))
-    found: _Route | InvoicingData | str = seen[decision_text]
+    system that bills it, or a reason it cannot be invoiced. Memoised per decision: thousands
+    of events share one (by ``decision_id``; events stored before carry their own copy)."""
+    key = event.decision_id if event.decision_id is not None else event.decision_text
+    if key not in seen:
+        if event.decision_id is not None:
+            text = db.scalar(
+                select(cast(DecisionRecord.decision_json, Text)).where(DecisionRecord.id == event.decision_id)
+            )
+        else:
+            text = event.decision_text
+        seen[key] = _route_of(engine, json.loads(text or "{}"))
+    found: _Route | InvoicingData | str = seen[key]
     return found
 
 
@@ -235,6 +244,7 @@ _EVENT_COLUMNS = (
     BillableEvent.prescriber_name,
     BillableEvent.unit_name,
     BillableEvent.diarienummer,
+    BillableEvent.decision_id,
     cast(BillableEvent.decision_json, Text).label("decision_text"),
 )
 
@@ -398,7 +408,7 @@ def run_invoices(
     routes: dict[tuple[str, str, str, str], _Route] = {}
     seen: dict[str, Any] = {}
     for event, case in rows:
-        route = _route(engine, event.decision_text, seen)
+        route = _route(db, engine, event, seen)
         if isinstance(route, str):
             report.pending.append(Pending(event.id, case.reference, event.recipient, route))
             continue

@@ -40,7 +40,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from copy import deepcopy
 from decimal import Decimal
+from functools import cached_property
 
 from lxml import etree
 
@@ -238,7 +240,7 @@ class _Writer:
         self.money(sub, "TaxAmount", self.tax_amount)
         self.tax_category(sub, "TaxCategory", breakdown=True)
 
-    @property
+    @cached_property
     def line_total(self) -> Decimal:
         return sum((öre(line.amount) for line in self.doc.lines), Decimal(0))
 
@@ -256,34 +258,65 @@ class _Writer:
 
     # ------------------------------------------------------------ lines
     def line(self, root: etree._Element, line: DocLine) -> None:
-        el = self.cac(root, "CreditNoteLine" if self.credit else "InvoiceLine")
-        self.cbc(el, "ID", str(line.number))
+        """One line. Invoices carry thousands, so values this module formats itself (numbers,
+        dates, ids) skip the cleaning that free text gets, and the line's tax category, the same
+        on every line, is copied from one built element."""
+        sub = etree.SubElement
+        el = sub(root, _CREDIT_LINE if self.credit else _INVOICE_LINE)
+        sub(el, _ID).text = str(line.number)
         self.cbc(el, "Note", line.note)
-        quantity = "CreditedQuantity" if self.credit else "InvoicedQuantity"
-        self.cbc(el, quantity, _number(line.quantity), unitCode="EA")
-        self.money(el, "LineExtensionAmount", line.amount)
+        quantity = sub(el, _CREDITED_QTY if self.credit else _INVOICED_QTY, unitCode="EA")
+        quantity.text = _number(line.quantity)
+        sub(el, _LINE_AMOUNT, currencyID=self.currency).text = _amount(line.amount)
         if line.occurred_on is not None:
-            period = self.cac(el, "InvoicePeriod")
-            self.cbc(period, "StartDate", line.occurred_on.isoformat())
-            self.cbc(period, "EndDate", line.occurred_on.isoformat())
-        item = self.cac(el, "Item")
+            period = sub(el, _PERIOD)
+            day = line.occurred_on.isoformat()
+            sub(period, _START).text = day
+            sub(period, _END).text = day
+        item = sub(el, _ITEM)
         name = clean_text(line.description)
         short = _item_name(name)
         if short != name:
             self.cbc(item, "Description", name)
         self.cbc(item, "Name", short)
         if line.varunummer:
-            self.cbc(self.cac(item, "SellersItemIdentification"), "ID", line.varunummer)
-        self.tax_category(item, "ClassifiedTaxCategory", breakdown=False)
+            self.cbc(sub(item, _SELLERS_ID), "ID", line.varunummer)
+        item.append(deepcopy(self.line_tax))
         for prop_name, prop_value in line.properties:
-            if not clean_text(prop_name) or not clean_text(prop_value):
+            key, value = clean_text(prop_name), clean_text(prop_value)
+            if not key or not value:
                 raise ValueError(
                     f"line {line.number}: property {prop_name!r} needs a name and a value (BR-54)"
                 )
-            prop = self.cac(item, "AdditionalItemProperty")
-            self.cbc(prop, "Name", prop_name)
-            self.cbc(prop, "Value", prop_value)
-        self.cbc(self.cac(el, "Price"), "PriceAmount", _number(line.unit_price), currencyID=self.currency)
+            prop = sub(item, _PROPERTY)
+            sub(prop, _NAME).text = key
+            sub(prop, _VALUE).text = value
+        sub(sub(el, _PRICE), _PRICE_AMOUNT, currencyID=self.currency).text = _number(line.unit_price)
+
+    @cached_property
+    def line_tax(self) -> etree._Element:
+        """cac:ClassifiedTaxCategory, as every line carries it."""
+        holder = etree.Element("holder")
+        self.tax_category(holder, "ClassifiedTaxCategory", breakdown=False)
+        return holder[0]
+
+
+_INVOICE_LINE = f"{{{NS_CAC}}}InvoiceLine"
+_CREDIT_LINE = f"{{{NS_CAC}}}CreditNoteLine"
+_ID = f"{{{NS_CBC}}}ID"
+_INVOICED_QTY = f"{{{NS_CBC}}}InvoicedQuantity"
+_CREDITED_QTY = f"{{{NS_CBC}}}CreditedQuantity"
+_LINE_AMOUNT = f"{{{NS_CBC}}}LineExtensionAmount"
+_PERIOD = f"{{{NS_CAC}}}InvoicePeriod"
+_START = f"{{{NS_CBC}}}StartDate"
+_END = f"{{{NS_CBC}}}EndDate"
+_ITEM = f"{{{NS_CAC}}}Item"
+_SELLERS_ID = f"{{{NS_CAC}}}SellersItemIdentification"
+_PROPERTY = f"{{{NS_CAC}}}AdditionalItemProperty"
+_NAME = f"{{{NS_CBC}}}Name"
+_VALUE = f"{{{NS_CBC}}}Value"
+_PRICE = f"{{{NS_CAC}}}Price"
+_PRICE_AMOUNT = f"{{{NS_CBC}}}PriceAmount"
 
 
 def _endpoint(org: OrgParty, who: str) -> tuple[str, str]:

@@ -22,6 +22,7 @@ from vembetalar.model.case import Case
 from vembetalar.model.decision import Decision
 from vembetalar.rules.engine import Engine
 from vembetalar.security import can
+from vembetalar.store.decisions import decision_id
 from vembetalar.store.models import (
     AuditEntry,
     BillableEvent,
@@ -418,7 +419,7 @@ def _new_event(
         diarienummer=line.diarienummer,
         supersedes_id=supersedes.id if supersedes is not None else None,
         reason=reason,
-        decision_json=decision,
+        decision_id=decision_id(db, decision),
         created_by=actor.user_id,
     )
     db.add(event)
@@ -461,6 +462,7 @@ def correct_event(
             supersedes_id=old.id,
             cancelled=True,
             reason=reason,
+            decision_id=old.decision_id,
             decision_json=old.decision_json,
             created_by=actor.user_id,
         )
