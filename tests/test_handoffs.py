@@ -227,3 +227,60 @@ def test_the_case_page_asks_for_the_request_and_shows_it_unsent_in_the_demo(desk
         data={**REQUEST, "postcode": "1", "csrf": token, "delivery": "pdf"},
     )
     assert bad.status_code == 422 and "postcode:" in bad.text and 'value="Storgatan 7"' in bad.text
+
+
+KARLSTAD_ANNEX_REGION = {
+    "date": "2023-10-02",
+    "kind": "medtech_product",
+    "patient": {
+        "home_region": "17",
+        "home_municipality": "1780",
+        "country": "SE",
+        "housing": "special_housing",
+    },
+    "care": {"region": "17", "self_care": False, "discharge": False},
+    "product": {"area": "medtech", "annex": "region", "cost_sek": 450},
+}
+ORDER_LINE = {
+    "occurred_on": "2023-10-05",
+    "quantity": "2",
+    "unit_price_sek": "225",
+    "product_name": "Insulinpump, tillbehör",
+    "prescriber_name": "Dr Erik Ek",
+    "unit_name": "Avd 12, Centralsjukhuset Karlstad",
+}
+
+
+def test_varmland_order_copy_goes_to_the_invoice_handler_and_is_recorded(
+    desk: Desk, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seed 004: "skall mejla kopia på beställningen till sakattestant och fakturahandläggare
+    Isabell Hassel, isabell.hassel@regionvarmland.se"."""
+    mas = desk.api("mas.karlstad")
+    case = create(mas, KARLSTAD_ANNEX_REGION, patient_name="Greta Gran")
+    take(mas, case["id"], "delivered", line=ORDER_LINE)
+    url = f"{API}/cases/{case['id']}/order-copy"
+    shown = mas.post(url)  # no mail server: shown, not sent, not recorded
+    assert shown.status_code == 200 and shown.json()["sent"] is False
+    with smtp_server(tmp_path) as server:
+        for key, value in server.env(encrypted_delivery=False).items():
+            monkeypatch.setenv(key, value)
+        sent = mas.post(url)
+        assert sent.status_code == 200 and sent.json()["sent"] is True, sent.text
+        (mail,) = server.inbox.messages
+    assert mail["To"] == "isabell.hassel@regionvarmland.se"
+    body = mail.get_payload(decode=True).decode()
+    assert "Vårdtagarens initialer: GG" in body and "Greta" not in body
+    assert "Insulinpump, tillbehör" in body and "antal 2" in body and "Dr Erik Ek" in body
+    assert case["reference"] in body
+    steps = mas.get(f"{API}/cases/{case['id']}").json()["steps"]
+    assert steps[-1]["label"].startswith("Kopia på beställningen skickad till Isabell Hassel")
+    assert "isabell.hassel@regionvarmland.se" in steps[-1]["note"]
+    assert mas.post(url).status_code == 409  # sent once
+
+
+def test_no_order_copy_where_the_agreement_asks_for_none(desk: Desk) -> None:
+    client = desk.api("hjalpmedel.skane")
+    case = new_case(desk)
+    response = client.post(f"{API}/cases/{case['id']}/order-copy")
+    assert response.status_code == 409

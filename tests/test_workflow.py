@@ -175,7 +175,9 @@ def self_care_walk(line: str, *, billed: bool) -> tuple[Stage, ...]:
 
 
 NO_CONTACT = "Hemregionen kontaktad"
-HASSEL = "Kontakt tagen med Isabell Hassel, sakattestant och fakturahandläggare, Region Värmland"
+HASSEL = (
+    "Kopia på beställningen skickad till Isabell Hassel, sakattestant och fakturahandläggare, Region Värmland"
+)
 
 ROUTES = [
     # --- VGR – Region Halland, drug exceptions (seed 000) ---------------------------------------

@@ -136,6 +136,8 @@ def label(step: str, decision: Decision | None = None) -> str:
     """The step's name; a contact is named after whom it is with (the home region, or a named
     function such as VO Hjälpmedel for a patient abroad), a go-ahead after the agreement's."""
     if step == "contacted" and decision is not None and decision.contact is not None:
+        if decision.contact.order_copy:
+            return f"Kopia på beställningen skickad till {decision.contact.name}"
         return f"Kontakt tagen med {decision.contact.name}"
     clearance = decision.clearance if decision is not None else None
     if step == "cleared" and clearance is not None:

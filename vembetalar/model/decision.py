@@ -88,6 +88,8 @@ class Contact(_Out):
     email: str | None = None
     address: list[str] = Field(default_factory=list)
     note: str | None = None
+    #: The contact gets a copy of the order (see the pack's contact).
+    order_copy: bool = False
 
 
 class RegistrationRequest(_Out):

@@ -56,6 +56,9 @@ class ContactData(_Yaml):
     email: str | None = None
     address: list[str] = []
     note: str | None = None
+    #: The contact is told by a copy of the order (Värmland's invoice handler), which the desk
+    #: prepares from the case and sends to ``email``.
+    order_copy: bool = False
     cite: list[str] = []
 
 

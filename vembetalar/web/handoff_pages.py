@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 from sqlalchemy.orm import Session
 
+from vembetalar.handoffs.order_copy import send_copy
 from vembetalar.handoffs.registration import Delivery, Outcome, make_request
 from vembetalar.handoffs.sesam import BadRequest, RegistrationForm
 from vembetalar.mail import MailError, MailSettings
@@ -125,4 +126,50 @@ def sesam_request_api(
         sent=outcome.kind == "sent",
         to=outcome.to,
         preview=outcome.text if outcome.kind == "preview" else None,
+    )
+
+
+@router.post("/cases/{case_id}/order-copy", response_class=HTMLResponse)
+async def order_copy_page(request: Request, case_id: str, user: PageUser, db: DbDep) -> Response:
+    """Värmland: the copy of the order to the region's invoice handler (seed 004)."""
+    form = await pages.form_data(request)
+    try:
+        outcome = send_copy(
+            db,
+            repo.Actor.of(user),
+            case_id,
+            today=request.app.state.clock.today(),
+            settings=MailSettings.from_env(),
+        )
+    except (StepRefused, MailError) as exc:
+        status = 502 if isinstance(exc, MailError) else 409
+        return pages.case_detail(request, case_id, user, db, error=str(exc), status_code=status, values=form)
+    if outcome.kind == "preview":
+        return pages.case_detail(request, case_id, user, db, preview=(outcome.to, outcome.text))
+    return RedirectResponse(f"/cases/{case_id}", status_code=303)
+
+
+class OrderCopyOut(BaseModel):
+    sent: bool
+    to: str
+    subject: str
+    text: str
+
+
+@api_router.post(
+    "/cases/{case_id}/order-copy",
+    response_model=OrderCopyOut,
+    summary="Kopia på beställningen till regionens fakturahandläggare (Värmland)",
+    responses={502: {"description": "E-postservern svarade inte"}},
+)
+def order_copy_api(case_id: str, request: Request, user: ApiUser, db: DbDep) -> OrderCopyOut:
+    outcome = send_copy(
+        db,
+        repo.Actor.of(user),
+        case_id,
+        today=request.app.state.clock.today(),
+        settings=MailSettings.from_env(),
+    )
+    return OrderCopyOut(
+        sent=outcome.kind == "sent", to=outcome.to, subject=outcome.subject, text=outcome.text
     )
