@@ -105,7 +105,8 @@ CATALOGUE = [
     product("100007", "hydromorfon", "N02AA03", "2 mg/ml", "injektionsvätska", 10, "300", "10", "II"),
     product("100008", "ketobemidon", "N02AB01", "5 mg/ml", "injektionsvätska", 10, "50", "10", "II"),
     product("100009", "paracetamol", "N02BE01", "10 mg/ml", "infusionsvätska", 10, "20", "5"),
-    product("100010", "morfin", "N02AA01", "10 mg/ml", "injektionsvätska", 50, "400", "20", "II"),  # in shortage
+    # in shortage itself:
+    product("100010", "morfin", "N02AA01", "10 mg/ml", "injektionsvätska", 50, "400", "20", "II"),
 ]
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from vembetalar.model.errors import quoted
@@ -267,7 +268,13 @@ def import_catalogue(db: Session, products: list[Product]) -> CatalogueReport:
                 for key, value in values.items():
                     setattr(row, key, value)
                 report.updated += 1
-            db.flush()
+            try:
+                db.flush()
+            except IntegrityError:
+                raise BadSupplyInput(
+                    f"varunummer {product.varunummer}: npl_pack_id {product.npl_pack_id} finns redan i "
+                    "katalogen för ett annat varunummer; inget lästes in"
+                ) from None
         db.commit()
     except BaseException:
         db.rollback()
