@@ -19,6 +19,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from vembetalar.model import codes
 from vembetalar.security import can
@@ -201,53 +202,8 @@ def _date(form: dict[str, str], name: str, label: str) -> dt.date:
 async def _movement(request: Request, user: Principal, db: Session, stock_id: str, what: str) -> HTMLResponse:
     """One manage form of the stock card (receipt, discard, count, correction)."""
     form = await _form(request)
-    actor, today = _actor(user), _today(request)
     try:
-        if what == "receive":
-            ledger.receive(
-                db,
-                actor,
-                stock_id,
-                form.get("varunummer", "")[:6],
-                form.get("lot", "")[:60],
-                _date(form, "expiry", "utgångsdatum"),
-                _int(form, "quantity", "antal"),
-                today,
-                form.get("note", ""),
-            )
-            message = "Inleveransen är registrerad."
-        elif what == "discard":
-            ledger.discard(
-                db,
-                actor,
-                stock_id,
-                _int(form, "lot_id", "batch"),
-                _int(form, "quantity", "antal"),
-                form.get("reason_code", "")[:30],
-                form.get("note", ""),
-                today,
-            )
-            message = "Kassationen är registrerad."
-        elif what == "count":
-            entry = ledger.count(
-                db,
-                actor,
-                stock_id,
-                _int(form, "lot_id", "batch"),
-                _int(form, "counted", "räknat antal"),
-                form.get("note", ""),
-                today,
-            )
-            message = (
-                "Inventeringen stämmer."
-                if entry.quantity == 0
-                else (f"Inventeringen är registrerad med avvikelsen {entry.quantity:+d} st.")
-            )
-        else:
-            ledger.correct(
-                db, actor, stock_id, _int(form, "entry_id", "rörelse"), form.get("reason", ""), today
-            )
-            message = "Rättelsen är registrerad (den rättade rörelsen står kvar)."
+        message = await run_in_threadpool(_apply, db, user, request, stock_id, what, form)
     except BadSupplyInput as exc:
         db.rollback()
         return _card(request, user, db, stock_id, error=str(exc), status_code=422)
@@ -255,6 +211,57 @@ async def _movement(request: Request, user: Principal, db: Session, stock_id: st
         db.rollback()
         return _card(request, user, db, stock_id, error=str(exc), status_code=409)
     return _card(request, user, db, stock_id, message=message)
+
+
+def _apply(
+    db: Session, user: Principal, request: Request, stock_id: str, what: str, form: dict[str, str]
+) -> str:
+    """The movement itself, in a worker thread: it may wait for another movement's lock."""
+    actor, today = _actor(user), _today(request)
+    if what == "receive":
+        ledger.receive(
+            db,
+            actor,
+            stock_id,
+            form.get("varunummer", "")[:6],
+            form.get("lot", "")[:60],
+            _date(form, "expiry", "utgångsdatum"),
+            _int(form, "quantity", "antal"),
+            today,
+            form.get("note", ""),
+        )
+        message = "Inleveransen är registrerad."
+    elif what == "discard":
+        ledger.discard(
+            db,
+            actor,
+            stock_id,
+            _int(form, "lot_id", "batch"),
+            _int(form, "quantity", "antal"),
+            form.get("reason_code", "")[:30],
+            form.get("note", ""),
+            today,
+        )
+        message = "Kassationen är registrerad."
+    elif what == "count":
+        entry = ledger.count(
+            db,
+            actor,
+            stock_id,
+            _int(form, "lot_id", "batch"),
+            _int(form, "counted", "räknat antal"),
+            form.get("note", ""),
+            today,
+        )
+        message = (
+            "Inventeringen stämmer."
+            if entry.quantity == 0
+            else (f"Inventeringen är registrerad med avvikelsen {entry.quantity:+d} st.")
+        )
+    else:
+        ledger.correct(db, actor, stock_id, _int(form, "entry_id", "rörelse"), form.get("reason", ""), today)
+        message = "Rättelsen är registrerad (den rättade rörelsen står kvar)."
+    return message
 
 
 @router.post("/supply/stocks/{stock_id}/receive", response_class=HTMLResponse)
@@ -302,7 +309,8 @@ async def withdraw(request: Request, stock_id: str, user: UserDep, db: DbDep) ->
     form = await _form(request)
     values = {k: form.get(k, "")[:300] for k in ("varunummer", "quantity", "patient", "reason")}
     try:
-        taken = ledger.withdraw(
+        taken = await run_in_threadpool(  # in a worker thread: it may wait for another withdrawal's lock
+            ledger.withdraw,
             db,
             _actor(user),
             stock_id,
