@@ -24,6 +24,7 @@ from vembetalar.store.supply_models import SupplyLedgerEntry, SupplyProduct, Sup
 from vembetalar.supply import ledger
 from vembetalar.supply.errors import BadSupplyInput, MovementRefused
 from vembetalar.supply.fefo import usable
+from vembetalar.supply.state import states
 
 MAS = Actor(0, "mas.karlstad", "mas", "kommun:1780")
 PHARMACY = Actor(0, "lakemedel.varmland", "pharma_unit", "region:17")
@@ -94,6 +95,8 @@ def test_corrections_and_narcotics_counts_are_new_audited_entries(desk: Desk) ->
         entry = ledger.count(db, MAS, STOCK, receipt.lot_id, 3, "En ampull trasig, ej kasserad", TODAY)
         assert (entry.quantity, entry.counted, balance(db)) == (-1, 3, 3)
         assert ledger.count(db, MAS, STOCK, receipt.lot_id, 3, "", TODAY).quantity == 0
+        [item] = states(db, [db.get(SupplyStock, STOCK)], TODAY)[STOCK]
+        assert (item.balance, item.last_count) == (3, TODAY)
         actions = db.scalars(select(AuditEntry.action).where(AuditEntry.action.like("supply.%"))).all()
         assert actions.count("supply.correction") == 1 and actions.count("supply.count") == 2
         # Nothing was changed in place: every entry is still there.

@@ -414,3 +414,16 @@ def history(db: Session, stock_id: str, limit: int = 50) -> list[SupplyLedgerEnt
             .limit(limit)
         )
     )
+
+
+def corrected(db: Session, stock_id: str) -> set[int]:
+    """The ids of the stock's entries that a correction has undone."""
+    return {
+        i
+        for i in db.scalars(
+            select(SupplyLedgerEntry.corrects_id).where(
+                SupplyLedgerEntry.stock_id == stock_id, SupplyLedgerEntry.corrects_id.is_not(None)
+            )
+        )
+        if i is not None
+    }

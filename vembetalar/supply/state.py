@@ -30,6 +30,8 @@ class ItemState:
     daily_use: Decimal
     alerts: list[Alert] = field(default_factory=list)
     proposal: reorder.Proposal | None = None
+    #: The day of the latest narcotics count (inventering) of the product in the stock, if any.
+    last_count: dt.date | None = None
 
     @property
     def days_of_cover(self) -> Decimal | None:
@@ -83,6 +85,16 @@ def states(
     lots = _lots(db, ids)
     window = reorder.CONSUMPTION_WINDOW_DAYS
     used = withdrawn_since(db, today - dt.timedelta(days=window - 1))
+    counted = dict(
+        ((stock_id, vnr), day)
+        for stock_id, vnr, day in db.execute(
+            select(
+                SupplyLedgerEntry.stock_id, SupplyLedgerEntry.varunummer, func.max(SupplyLedgerEntry.on_date)
+            )
+            .where(SupplyLedgerEntry.kind == "count", SupplyLedgerEntry.stock_id.in_(ids))
+            .group_by(SupplyLedgerEntry.stock_id, SupplyLedgerEntry.varunummer)
+        )
+    )
     items = db.scalars(select(SupplyStockItem).where(SupplyStockItem.stock_id.in_(ids)))
     result: dict[str, list[ItemState]] = {stock_id: [] for stock_id in ids}
     for item in items:
@@ -95,6 +107,7 @@ def states(
         state = ItemState(
             product, item.assortment, item.min_units, item.max_units, item_lots, balance, per_day
         )
+        state.last_count = counted.get((item.stock_id, item.varunummer))
         state.alerts = item_alerts(
             item.stock_id,
             item.varunummer,

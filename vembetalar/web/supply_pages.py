@@ -171,7 +171,7 @@ def _card(
         stock=stock,
         items=items,
         history=ledger.history(db, stock.id),
-        corrected={e.corrects_id for e in ledger.history(db, stock.id, 500) if e.corrects_id},
+        corrected=ledger.corrected(db, stock.id),
         can_withdraw=can(user.role, "supply.withdraw"),
         can_manage=can(user.role, "supply.manage"),
         error=error,
