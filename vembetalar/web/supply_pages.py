@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
 
 from vembetalar.model import codes
 from vembetalar.security import can
@@ -30,11 +31,11 @@ from vembetalar.supply.alerts import ALERT_NAMES
 from vembetalar.supply.catalogue import units
 from vembetalar.supply.errors import BadSupplyInput, MovementRefused
 from vembetalar.supply.impact import impact
-from vembetalar.supply.imports import stored_notices
+from vembetalar.supply.imports import import_notices, parse_notices, stored_notices
 from vembetalar.supply.registry import KIND_NAMES
 from vembetalar.supply.state import ItemState, states
 from vembetalar.supply.substitutes import KIND_NAMES as SUBSTITUTE_KINDS
-from vembetalar.web.auth import Principal
+from vembetalar.web.auth import Principal, check_csrf
 from vembetalar.web.pages import DbDep, UserDep, _form, render, templates
 
 templates.env.globals.update(
@@ -330,15 +331,62 @@ async def withdraw(request: Request, stock_id: str, user: UserDep, db: DbDep) ->
 
 
 # ---------------------------------------------------------------- shortages
-@router.get("/supply/shortages", response_class=HTMLResponse)
-def shortages_page(request: Request, user: UserDep, db: DbDep) -> HTMLResponse:
-    """Every active notice's impact on the user's stocks and dose patients, and the others listed."""
+#: A notice file larger than this is refused (a notice list is a few kB).
+MAX_NOTICE_BYTES = 1024 * 1024
+
+
+def _shortages(
+    request: Request, user: Principal, db: Session, status_code: int = 200, **extra: Any
+) -> HTMLResponse:
     today = _today(request)
     stocks = _visible(db, user)
     notices = stored_notices(db)
     active = [impact(db, n, today, stocks) for n in notices if n.active_on(today)]
     others = [n for n in notices if not n.active_on(today)]
-    products = {r.product.varunummer: r.product for r in active}
     return render(
-        request, "supply_shortages.html", active=active, others=others, products=products, today=today
+        request,
+        "supply_shortages.html",
+        status_code,
+        active=active,
+        others=others,
+        today=today,
+        can_manage=can(user.role, "supply.manage"),
+        **extra,
     )
+
+
+@router.get("/supply/shortages", response_class=HTMLResponse)
+def shortages_page(request: Request, user: UserDep, db: DbDep) -> HTMLResponse:
+    """Every active notice's impact on the user's stocks and dose patients, and the others listed."""
+    return _shortages(request, user, db)
+
+
+@router.post("/supply/shortages", response_class=HTMLResponse)
+async def shortages_upload(request: Request, user: UserDep, db: DbDep) -> HTMLResponse:
+    """Import notices from an uploaded file (JSON or CSV, as ``supply import-shortages``): all or none."""
+    actor = _actor(user)
+    repo.require(actor, "supply.manage")
+    form = await request.form()
+    supplied = form.get("csrf")
+    check_csrf(request, supplied if isinstance(supplied, str) else None)
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        return _shortages(request, user, db, 422, error="Välj en fil med restnoteringar (JSON eller CSV).")
+    data = await upload.read(MAX_NOTICE_BYTES + 1)
+    name = upload.filename[:120]
+    await form.close()
+    if len(data) > MAX_NOTICE_BYTES:
+        return _shortages(request, user, db, 413, error="Filen är för stor (högst 1 MB).")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return _shortages(request, user, db, 422, error=f"{name}: är inte UTF-8")
+    try:
+        notices = parse_notices(text, name)
+        added, updated = await run_in_threadpool(import_notices, db, notices)
+    except BadSupplyInput as exc:
+        db.rollback()
+        return _shortages(request, user, db, 422, error=f"{name}: {exc}")
+    repo.audit(db, actor, "supply.shortages", None, f"{name}: {added} nya, {updated} uppdaterade")
+    db.commit()
+    return _shortages(request, user, db, message=f"{added} nya och {updated} uppdaterade restnoteringar.")
