@@ -160,13 +160,20 @@ def shortage(
         for a in result.affected:
             cover = a.item.days_of_cover
             table.add_row(
-                a.stock.name, a.stock.municipality, str(a.item.balance), "–" if cover is None else str(cover)
+                a.stock.name,
+                a.stock.municipality,
+                str(a.item.balance),
+                "–" if cover is None else str(cover).replace(".", ","),
             )
         out.print(table)
         out.print(f"Dospatienter på produkten: {result.dose_patients}")
         subs = Table("rang", "varunummer", "namn", "slag", "merkostnad/DDD (kr)", title="Alternativ")
         for s in result.substitutes:
-            extra = "okänd" if s.extra_cost_per_ddd_sek is None else f"{s.extra_cost_per_ddd_sek:+.2f}"
+            extra = (
+                "okänd"
+                if s.extra_cost_per_ddd_sek is None
+                else f"{s.extra_cost_per_ddd_sek:+.2f}".replace(".", ",")
+            )
             subs.add_row(str(s.rank), s.product.varunummer, s.product.name, s.kind, extra)
         out.print(subs)
         for n, action in enumerate(result.actions, start=1):
@@ -272,7 +279,7 @@ def reorder_command(
             r["name"],
             str(r["balance"]),
             f"{r['min']}–{r['max']}",
-            f"{r['daily_use']:.2f}",
+            f"{r['daily_use']:.2f}".replace(".", ","),
             f"{r['packs']} fp ({r['units']} st)",
         )
     out.print(table)

@@ -92,7 +92,7 @@ def _actions(
         if empty:
             actions.append(f"Slut redan i {len(empty)} förråd: " + _names(empty) + ".")
         short = [
-            f"{a.stock.name} ({a.item.days_of_cover} dagar)"
+            f"{a.stock.name} ({str(a.item.days_of_cover).replace('.', ',')} dagar)"
             for a in affected
             if a.item.balance and a.item.days_of_cover is not None and a.item.days_of_cover < SHORT_COVER_DAYS
         ]

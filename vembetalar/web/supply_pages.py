@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -38,6 +39,14 @@ from vembetalar.supply.substitutes import KIND_NAMES as SUBSTITUTE_KINDS
 from vembetalar.web.auth import Principal, check_csrf
 from vembetalar.web.pages import DbDep, UserDep, _form, render, templates
 
+
+def swedish_decimal(value: Decimal | float, places: int | None = None, sign: bool = False) -> str:
+    """``-23.5`` → ``−23,50``: decimals as Swedish staff read them."""
+    text = f"{value:{'+' if sign else ''}.{places}f}" if places is not None else str(value)
+    return text.replace(".", ",").replace("-", "\u2212")
+
+
+templates.env.filters["sv_decimal"] = swedish_decimal
 templates.env.globals.update(
     supply_alert_names=ALERT_NAMES,
     supply_kind_names=KIND_NAMES,
