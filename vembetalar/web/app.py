@@ -29,7 +29,16 @@ from vembetalar.rules.pack import load_packs
 from vembetalar.security import hash_password, new_secret
 from vembetalar.store import repo
 from vembetalar.store.db import make_engine, migrate, session_factory
-from vembetalar.web import api, apidoc, billing_pages, handoff_pages, pages, registry_pages, tokens
+from vembetalar.web import (
+    api,
+    apidoc,
+    billing_pages,
+    handoff_pages,
+    pages,
+    registry_pages,
+    supply_pages,
+    tokens,
+)
 from vembetalar.web.auth import CsrfFailed, NotAuthenticated, Principal, PrincipalCache
 from vembetalar.web.guard import NOT_AUTHENTICATED, RequestGuard
 from vembetalar.web.ratelimit import LoginThrottle
@@ -312,6 +321,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(registry_pages.router)
     app.include_router(handoff_pages.router)
     app.include_router(handoff_pages.api_router)
+    app.include_router(supply_pages.router)  # drug stocks and shortages
     build_openapi = app.openapi
 
     def openapi() -> dict[str, Any]:
