@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import gc
 import json
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -378,6 +380,22 @@ def next_number(db: Session, issuer: str, series: str = SERIES) -> int:
     return number
 
 
+@contextmanager
+def _without_gc_pauses() -> Iterator[None]:
+    """A run holds a period's events, lines and documents — millions of small objects that live
+    until it ends — and the cyclic collector would rescan them over and over (a quarter of the
+    run's time at 100 000 events, measured). Reference counting still frees what is dropped;
+    collection resumes when the run ends. Process-wide, so it is only switched back on by the
+    run that switched it off."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def run_invoices(
     db: Session,
     engine: Engine,
@@ -390,6 +408,19 @@ def run_invoices(
 ) -> RunReport:
     """Invoice ``issuer``'s standing, unbilled events of ``period``. Idempotent: what an earlier
     (or concurrent) run billed is not billed again."""
+    with _without_gc_pauses():
+        return _run(db, engine, issuer, period, today, user_id, claim_months_default)
+
+
+def _run(
+    db: Session,
+    engine: Engine,
+    issuer: str,
+    period: str,
+    today: dt.date,
+    user_id: int | None,
+    claim_months_default: int,
+) -> RunReport:
     start, end = month_bounds(period)
     report = RunReport(issuer, period)
     details = db.get(OrganisationDetails, issuer)
