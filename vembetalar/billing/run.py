@@ -511,20 +511,17 @@ def _issue(
         return None
     invoicing = route.invoicing
     markers: dict[str, int] = {}
+    initials: dict[int, str | None] = {}
     lines = []
+    marked = invoicing.several_patients and invoicing.patient == "initials"
     for number, (event, case) in enumerate(events, start=1):
         marker = None
-        if invoicing.several_patients and invoicing.patient == "initials":
+        if marked:
             marker = markers.setdefault(case.patient_id or case.id, len(markers) + 1)
+            initials.setdefault(marker, case.patient_initials)
         lines.append(_line(number, event, case, invoicing, marker))
     notes = list(invoicing.notes)
     if markers:
-        initials = {
-            m: c.patient_initials
-            for _, c in events
-            for k, m in markers.items()
-            if (c.patient_id or c.id) == k
-        }
         notes.append(
             "Raderna är märkta med patientens nummer: "
             + ", ".join(f"{m} = {initials[m]}" for m in sorted(initials))
