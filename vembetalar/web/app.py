@@ -32,6 +32,7 @@ from vembetalar.web.auth import CsrfFailed, NotAuthenticated, Principal, Princip
 from vembetalar.web.guard import NOT_AUTHENTICATED, RequestGuard
 from vembetalar.web.ratelimit import LoginThrottle
 from vembetalar.web.settings import Settings
+from vembetalar.web.websesam_pages import router as websesam_router
 
 log = logging.getLogger("vembetalar.web")
 
@@ -306,6 +307,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(billing_pages.router)
     app.include_router(registry_pages.router)
+    app.include_router(websesam_router)
     build_openapi = app.openapi
 
     def openapi() -> dict[str, Any]:
