@@ -22,7 +22,10 @@ from webapp import TestApp as Desk
 from vembetalar.handoffs import websesam
 from vembetalar.handoffs.websesam import BadExport, ElsewhereEvent, read_export, reconcile, result_csv
 from vembetalar.handoffs.websesam_mapping import BadMapping, load_mapping, mapping_from
+from vembetalar.rules.engine import Engine
+from vembetalar.store.db import make_engine, migrate, session_factory
 from vembetalar.store.models import AuditEntry
+from vembetalar.web import demo
 
 DEFAULT = load_mapping()
 PNR = "19121212-1212"
@@ -375,6 +378,7 @@ MATCHING_EXPORT = f"""{HEADER}
 sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 
+@sqlite_only  # the run's own query, which test_billing_run runs on PostgreSQL too
 def test_the_events_are_those_the_run_lists_as_billed_by_websesam(desk: Desk) -> None:
     skane_events(desk)
     with desk.app.state.sessions() as db:
@@ -425,7 +429,7 @@ def test_the_command_exits_0_when_all_match_3_on_differences_2_on_bad_input(
         ((str(bad), *args), "Kolumner saknas i filen"),
         ((str(tmp_path / "finns-inte.csv"), *args), "kan inte läsas"),
         ((str(good), "--issuer", "region:12", "--period", "2025-13"), "ÅÅÅÅ-MM"),
-        ((str(good), *args, "--mapping", str(bad)), "mappningen"),
+        ((str(good), *args, "--mapping", str(bad)), "kolumnmappningen"),
     ]:
         refused = cli(desk, "reconcile-websesam", *given)
         assert refused.exit_code == 2, refused.output
@@ -530,3 +534,21 @@ def test_another_organisation_cannot_see_region_12s_reconciliation(desk: Desk) -
     assert "Finns bara i webSesam (5)" in own.text and "Matchad (0)" in own.text
     # A prescriber of region:12 is no invoice clerk.
     assert signed_in(desk, "hjalpmedel.skane").get("/invoices/websesam").status_code == 403
+
+
+def test_the_demo_export_shows_one_finding_of_each_kind(
+    tmp_path: Path, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`make run`'s Skåne cases of May 2024 and vembetalar/demo/websesam_2024-05.csv."""
+    monkeypatch.setattr(demo, "hash_password", lambda password: "ingen inloggning i testet")
+    db_engine = make_engine(f"sqlite:///{tmp_path / 'demo.db'}")
+    migrate(db_engine)
+    export = Path(demo.__file__).parents[1] / "demo" / "websesam_2024-05.csv"
+    with session_factory(db_engine)() as db:
+        demo.load(db, engine, dt.date(2026, 11, 27))
+        result = websesam.reconcile_export(
+            db, engine, issuer="region:12", period="2024-05", data=export.read_bytes(), mapping=DEFAULT
+        )
+    db_engine.dispose()
+    assert [(t.kind, t.count) for t in result.totals] == [(kind, 1) for kind in websesam.KINDS]
+    assert result.warnings == []

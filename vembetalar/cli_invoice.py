@@ -260,29 +260,39 @@ def reconcile_websesam_command(
     """Stäm av webSesams fakturaexport mot underlaget som fakturakörningen listar som fakturerat
     av webSesam: matchad, saknas i webSesam, fakturerad två gånger, belopp skiljer, finns bara i
     webSesam. Slutkod 0 när allt stämmer, 3 vid skillnader, 2 när filen inte går att använda."""
-    from vembetalar.handoffs.websesam import MAX_EXPORT_BYTES, BadExport, reconcile_export, result_csv
+    from vembetalar.handoffs.websesam import (
+        MAX_EXPORT_BYTES,
+        BadExport,
+        elsewhere_events,
+        read_export,
+        reconcile,
+        result_csv,
+    )
     from vembetalar.handoffs.websesam_mapping import BadMapping, load_mapping
 
     try:
         month_bounds(period)
-        mapping = load_mapping(mapping_file)
-        if file.stat().st_size > MAX_EXPORT_BYTES:
-            raise BadExport(f"Filen är för stor (högst {MAX_EXPORT_BYTES // (1024 * 1024)} MB).")
-        data = file.read_bytes()
         rules = Engine(load_packs([]))
+    except (ValueError, PackError) as exc:
+        raise _fail(str(exc)) from None
+    try:
+        mapping = load_mapping(mapping_file)
+    except BadMapping as exc:
+        raise _fail(f"kolumnmappningen {mapping_file or '(standard)'}: {exc}") from None
+    try:
+        if file.stat().st_size > MAX_EXPORT_BYTES:
+            raise _fail(f"{file}: Filen är för stor (högst {MAX_EXPORT_BYTES // (1024 * 1024)} MB).")
+        rows = read_export(file.read_bytes(), mapping)
     except OSError as exc:
         raise _fail(f"{file}: kan inte läsas ({exc.strerror})") from None
-    except (ValueError, PackError) as exc:  # BadExport and BadMapping are ValueErrors
-        raise _fail(f"{file}: {exc}" if isinstance(exc, BadExport) else str(exc)) from None
+    except BadExport as exc:
+        raise _fail(f"{file}: {exc}") from None
     db_engine = make_engine()
     migrate(db_engine)
-    try:
-        with session_factory(db_engine)() as db:
-            result = reconcile_export(db, rules, issuer=issuer, period=period, data=data, mapping=mapping)
-    except (BadExport, BadMapping) as exc:
-        raise _fail(f"{file}: {exc}") from None
-    finally:
-        db_engine.dispose()
+    with session_factory(db_engine)() as db:
+        events = elsewhere_events(db, rules, issuer=issuer, period=period)
+    db_engine.dispose()
+    result = reconcile(events, rows, issuer=issuer, period=period)
     _print_reconciliation(result)
     if out_file is not None:
         try:

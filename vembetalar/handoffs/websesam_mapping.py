@@ -142,16 +142,17 @@ def mapping_from(data: Any) -> ColumnMapping:
 
 
 def load_mapping(path: Path | None = None) -> ColumnMapping:
-    """The mapping in ``path``, or the default shipped with vembetalar."""
+    """The mapping in ``path``, or the default shipped with vembetalar. The caller names the
+    file in front of a BadMapping's message."""
     try:
         if path is None:
             text = resources.files("vembetalar.handoffs").joinpath(DEFAULT_FILE).read_text("utf-8")
         else:
             text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise BadMapping(f"{path}: kan inte läsas ({exc.strerror})") from None
+        raise BadMapping(f"filen kan inte läsas ({exc.strerror})") from None
     except UnicodeDecodeError:
-        raise BadMapping(f"{path}: ska vara UTF-8") from None
+        raise BadMapping("filen ska vara UTF-8") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
