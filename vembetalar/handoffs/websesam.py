@@ -293,7 +293,7 @@ def _columns(header: list[str], mapping: ColumnMapping) -> dict[str, int]:
         has = ", ".join(f"«{scrub(h, 40)}»" for h in header[:15] if h.strip()) or "inga rubriker"
         raise BadExport(
             f"Kolumner saknas i filen: {'; '.join(missing)}. Filen har: {has}. "
-            "Byt rubrikerna eller ange filens egna i en mappning (--mapping)."
+            "Byt rubrikerna i filen, eller ange filens egna rubriker i kolumnmappningen."
         )
     return found
 
