@@ -36,6 +36,10 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "audit.read": frozenset({"admin"}),
     "invoice.read": frozenset({"invoice_clerk", "admin"}),
     "invoice.write": frozenset({"invoice_clerk"}),
+    # supply (drug stocks and shortages): see vembetalar/supply/access.py for which stocks
+    "supply.read": frozenset({"mas", "pharma_unit", "admin"}),
+    "supply.withdraw": frozenset({"mas"}),
+    "supply.manage": frozenset({"mas", "pharma_unit"}),
 }
 
 _hasher = PasswordHasher()

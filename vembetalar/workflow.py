@@ -39,6 +39,10 @@ class StepRefused(ValueError):
 USER_STEPS = (
     "contacted",
     "commitment_registered",
+    "payer_rechecked",
+    "registration_sent",
+    "activation_requested",
+    "cleared",
     "unit_named",
     "dispensed",
     "delivered",
@@ -57,6 +61,10 @@ STEP_NAMES: dict[str, str] = {
     "contacted": "Kontakt tagen",
     "commitment_registered": "Betalningsförbindelse registrerad",
     "unit_named": "Enheten som beslutat om egenvården angiven",
+    "payer_rechecked": "Betalande region kontrollerad på nytt",
+    "registration_sent": "Registreringsbegäran skickad",
+    "activation_requested": "Aktivering begärd hos Hjälpmedel Kundtjänst",
+    "cleared": "Klartecken – patienten registrerad",
     "dispensed": "Expedierat (läkemedel)",
     "delivered": "Levererat/utlämnat",
     "event_corrected": "Fakturaunderlag rättat",
@@ -78,6 +86,10 @@ _STEP_ROLES = {
     "contacted": "case.step",
     "commitment_registered": "commitment.create",
     "unit_named": "case.step",
+    "payer_rechecked": "case.step",
+    "registration_sent": "case.step",
+    "activation_requested": "case.step",
+    "cleared": "case.step",
     "dispensed": "case.step",
     "delivered": "case.step",
     "closed": "case.create",
@@ -102,6 +114,9 @@ class CaseView:
     has_events: bool = False
     #: Under self-care (payer ``unit``): the organisation of the unit that decided it, once named.
     payer_unit: str | None = None
+    #: The patient had an earlier case here that got the same go-ahead (seed 001: "om patienten
+    #: återkommer vid annat tillfälle och behöver ett nytt hjälpmedel").
+    returning: bool = False
 
 
 @dataclass(frozen=True)
@@ -119,9 +134,16 @@ def line_step(kind: str) -> str:
 
 def label(step: str, decision: Decision | None = None) -> str:
     """The step's name; a contact is named after whom it is with (the home region, or a named
-    function such as VO Hjälpmedel for a patient abroad)."""
+    function such as VO Hjälpmedel for a patient abroad), a go-ahead after the agreement's."""
     if step == "contacted" and decision is not None and decision.contact is not None:
+        if decision.contact.order_copy:
+            return f"Kopia på beställningen skickad till {decision.contact.name}"
         return f"Kontakt tagen med {decision.contact.name}"
+    clearance = decision.clearance if decision is not None else None
+    if step == "cleared" and clearance is not None:
+        return clearance.title
+    if step == "registration_sent" and clearance is not None:
+        return f"Registreringsbegäran till {clearance.system} skickad"
     if step == "contacted":
         return "Hemregionen kontaktad"
     return STEP_NAMES.get(step, step)
@@ -229,11 +251,40 @@ def _before_lines(view: CaseView) -> None:
         )
     if d.payment_commitment_required and "commitment_registered" not in view.done:
         raise StepRefused("en betalningsförbindelse från betalaren ska registreras först")
+    if d.clearance is not None and "cleared" not in view.done:
+        raise StepRefused(f"«{d.clearance.reason}» Registrera klartecknet först ({d.clearance.title}).")
     if needs_unit(d) and "unit_named" not in view.done:
         raise StepRefused(
             "ange först vilken enhet/mottagning som beslutade om egenvården: kostnaden är dess "
             "och fakturan ställs till dess organisation"
         )
+
+
+def _check_clearance_step(view: CaseView, step: str) -> None:
+    """The go-ahead's own steps: a returning patient's payer is checked again first; then a new
+    registration is sent, or an inactivated patient's activation asked for (one or the other);
+    the go-ahead itself is recorded when it comes."""
+    clearance = view.decision.clearance
+    if clearance is None:
+        raise StepRefused("beslutet kräver inget klartecken före utlämning")
+    if step == "payer_rechecked":
+        if not view.returning:
+            raise StepRefused("patienten har inget tidigare ärende här; betalaren är redan prövad")
+        return
+    if view.returning and "payer_rechecked" not in view.done:
+        raise StepRefused(f"{clearance.returning or 'kontrollera på nytt vilken region som ska betala'}")
+    if "cleared" in view.done and step != "cleared":
+        raise StepRefused(f"klartecknet är redan registrerat ({clearance.title})")
+    if step == "registration_sent":
+        if clearance.request is None:
+            raise StepRefused(f"avtalet anger ingen registreringsbegäran för {clearance.system}")
+        if "activation_requested" in view.done:
+            raise StepRefused("aktivering är redan begärd; en ny registrering behövs inte")
+    if step == "activation_requested":
+        if clearance.inactive is None:
+            raise StepRefused(f"avtalet anger ingen aktivering för {clearance.system}")
+        if "registration_sent" in view.done:
+            raise StepRefused("en registreringsbegäran är redan skickad")
 
 
 def authorise(view: CaseView, step: str, *, organisation: str, role: str) -> None:
@@ -276,6 +327,9 @@ def check(view: CaseView, step: str, *, organisation: str, role: str) -> None:
             raise StepRefused("beslutet kräver ingen betalningsförbindelse")
         if d.prior_contact_required and "contacted" not in view.done:
             raise StepRefused(f"registrera «{label('contacted', d)}» först")
+        return
+    if step in ("payer_rechecked", "registration_sent", "activation_requested", "cleared"):
+        _check_clearance_step(view, step)
         return
     if step == "unit_named":
         if not needs_unit(d):
@@ -331,6 +385,8 @@ def plan(view: CaseView) -> list[PlannedStep]:
         if mark == "next" and d.prior_contact_required and "contacted" not in view.done:
             mark, why = "waiting", f"tas efter «{label('contacted', d)}»"
         steps.append(PlannedStep("commitment_registered", label("commitment_registered"), mark, why))
+    if d.clearance is not None:
+        steps += _clearance_plan(view)
     if needs_unit(d):
         steps.append(
             PlannedStep(
@@ -348,6 +404,38 @@ def plan(view: CaseView) -> list[PlannedStep]:
     except StepRefused as exc:
         mark, why = "waiting", str(exc)
     steps.append(PlannedStep(line, label(line), mark, why))
+    return steps
+
+
+def _clearance_plan(view: CaseView) -> list[PlannedStep]:
+    clearance = view.decision.clearance
+    assert clearance is not None
+    d, steps = view.decision, []
+    recheck_first = view.returning and "payer_rechecked" not in view.done
+    if view.returning:
+        steps.append(
+            PlannedStep(
+                "payer_rechecked",
+                label("payer_rechecked"),
+                _mark(view, "payer_rechecked"),
+                clearance.returning,
+            )
+        )
+    waits = "tas efter «Betalande region kontrollerad på nytt»" if recheck_first else None
+    sent, asked = "registration_sent" in view.done, "activation_requested" in view.done
+    if clearance.request is not None and not asked:
+        mark: Mark = "done" if sent else ("waiting" if recheck_first else "next")
+        why = waits or (None if sent else f"till {clearance.by.name}; bara de uppgifter avtalet räknar upp")
+        steps.append(PlannedStep("registration_sent", label("registration_sent", d), mark, why))
+    if clearance.inactive is not None and not sent:
+        mark = "done" if asked else ("waiting" if recheck_first else "optional")
+        steps.append(
+            PlannedStep(
+                "activation_requested", label("activation_requested"), mark, waits or clearance.inactive
+            )
+        )
+    mark = "done" if "cleared" in view.done else ("waiting" if recheck_first else "next")
+    steps.append(PlannedStep("cleared", label("cleared", d), mark, waits or f"från {clearance.by.name}"))
     return steps
 
 
@@ -389,6 +477,10 @@ def offers(view: CaseView, *, organisation: str, role: str) -> list[str]:
         "completed",
         "contacted",
         "commitment_registered",
+        "payer_rechecked",
+        "registration_sent",
+        "activation_requested",
+        "cleared",
         "unit_named",
         line_step(view.kind),
         "closed",

@@ -41,6 +41,7 @@ from vembetalar.rules.engine import Engine
 from vembetalar.rules.pack import Pack
 from vembetalar.rules.schema import InvoicingData, RecipientData
 from vembetalar.store.models import (
+    Base,
     BillableEvent,
     BilledEvent,
     CaseRecord,
@@ -565,8 +566,8 @@ def _issue(
         )
         db.add(invoice)
         db.flush()
-        db.execute(
-            insert(BilledEvent),
+        db.execute(  # the table, not the mapped class: no ORM bookkeeping per billed event
+            insert(Base.metadata.tables["billed_events"]),
             [
                 {"event_id": event.id, "invoice_id": invoice.id, "line_number": n}
                 for n, (event, _) in enumerate(events, start=1)

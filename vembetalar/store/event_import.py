@@ -334,7 +334,7 @@ def _import_case(
     db.refresh(record, ["steps"])
     step = line_step(record.kind)
     done = tuple(s.step for s in record.steps)
-    view = repo.view_of(record, done=done, has_events=repo.has_events(db, case_id))
+    view = replace(repo.case_view(db, record), done=done)
     stored = set(db.scalars(select(BillableEvent.idempotency_key).where(BillableEvent.case_id == case_id)))
     billing = bills_case(view)
     ended_on = repo.ended_on(record)

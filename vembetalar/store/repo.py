@@ -224,6 +224,7 @@ def view_of(
     *,
     done: tuple[str, ...] | None = None,
     has_events: bool = False,
+    returning: bool = False,
 ) -> CaseView:
     """The workflow's view of a stored case."""
     return CaseView(
@@ -233,11 +234,33 @@ def view_of(
         done=done if done is not None else tuple(s.step for s in record.steps),
         has_events=has_events,
         payer_unit=record.payer_unit_organisation,
+        returning=returning,
     )
 
 
-def _facts(db: Session, record: CaseRecord) -> CaseView:
-    return view_of(record, has_events=has_events(db, record.id))
+def returning_patient(db: Session, record: CaseRecord) -> bool:
+    """Whether the patient comes back: an earlier case of the same organisation for the same
+    personnummer got its go-ahead (klartecken). Without a personnummer nobody can tell."""
+    if not record.patient_id or not (record.decision_json or {}).get("clearance"):
+        return False
+    earlier = (
+        select(CaseRecord.id)
+        .join(CaseStep, CaseStep.case_id == CaseRecord.id)
+        .where(
+            CaseRecord.patient_id == record.patient_id,
+            CaseRecord.organisation_id == record.organisation_id,
+            CaseRecord.id != record.id,
+            CaseRecord.created_at <= record.created_at,
+            CaseStep.step == "cleared",
+        )
+        .limit(1)
+    )
+    return db.scalar(earlier) is not None
+
+
+def case_view(db: Session, record: CaseRecord) -> CaseView:
+    """The workflow's view with what only the database knows: standing events, a returning patient."""
+    return view_of(record, has_events=has_events(db, record.id), returning=returning_patient(db, record))
 
 
 def lock_case(db: Session, case_id: str) -> None:
@@ -290,7 +313,7 @@ def add_step(
     organisation then takes part in the case (it pays, so it reads)."""
     require(actor, "case.read")
     record = _load_for_change(db, actor, case_id)
-    view = _facts(db, record)
+    view = case_view(db, record)
     authorise(view, step, organisation=actor.organisation_id, role=actor.role)
     if step in LINE_STEPS and idempotency_key:  # a replay gets what the first request stored
         existing = _event_by_key(db, case_id, idempotency_key)
@@ -300,6 +323,8 @@ def add_step(
     check(view, step, organisation=actor.organisation_id, role=actor.role)
     if step in ("closed", "withdrawn") and not (note or "").strip():
         raise BadLine("note: ange skälet")
+    if step == "cleared" and not (note or "").strip():
+        raise BadLine("note: ange vem som gav klartecknet")
     event = None
     if step == "unit_named":
         named = check_unit(unit)
@@ -308,7 +333,7 @@ def add_step(
         if all(p.organisation_id != named.organisation for p in record.parties):
             record.parties.append(CaseParty(case_id=record.id, organisation_id=named.organisation))
         note = note or f"{named.name}, {codes.party_name(named.organisation)}"
-        view = view_of(record, has_events=view.has_events)
+        view = view_of(record, has_events=view.has_events, returning=view.returning)
     if step in LINE_STEPS and bills_case(view):
         if line is None:
             raise BadLine("line: ange vad som expedierades/levererades (datum, antal, à-pris eller belopp)")
@@ -443,7 +468,7 @@ def correct_event(
     if not reason.strip():
         raise BadLine("reason: ange varför underlaget rättas")
     record = _load_for_change(db, actor, case_id)
-    view = _facts(db, record)
+    view = case_view(db, record)
     check(view, "event_corrected", organisation=actor.organisation_id, role=actor.role)
     old = db.get(BillableEvent, event_id)
     if old is None or old.case_id != case_id:
@@ -504,7 +529,7 @@ def register_commitment(
     a refused step stores nothing."""
     require(actor, "commitment.create")
     record = _load_for_change(db, actor, case_id)
-    view = _facts(db, record)
+    view = case_view(db, record)
     check(view, "commitment_registered", organisation=actor.organisation_id, role=actor.role)
     if valid_to < valid_from:
         raise BadLine("valid_to: slutar före valid_from")
@@ -543,7 +568,7 @@ def complete_case(
     means a new case, since steps and events rest on it."""
     require(actor, "case.read")
     record = _load_for_change(db, actor, case_id)
-    view = _facts(db, record)
+    view = case_view(db, record)
     check(view, "completed", organisation=actor.organisation_id, role=actor.role)
     new = case.model_dump(mode="json")
     changed = _changed_facts(record.case_json, new)

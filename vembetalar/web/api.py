@@ -59,7 +59,7 @@ DbDep = Annotated[Session, Depends(get_db)]
 def case_out(record: CaseRecord, user: Principal, db: Session) -> CaseOut:
     shown = patient_id_for(user.role, record.patient_id)
     decision = Decision.model_validate(record.decision_json)
-    view = repo.view_of(record, has_events=repo.has_events(db, record.id))
+    view = repo.case_view(db, record)
     return CaseOut(
         id=record.id,
         reference=record.reference,

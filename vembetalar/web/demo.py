@@ -36,9 +36,17 @@ from vembetalar.store.models import (
     OrganisationDetails,
     User,
 )
+from vembetalar.supply import demo as supply_demo
 from vembetalar.workflow import SelfCareUnit, line_step
 
-ORGANISATIONS = ["region:14", "region:13", "region:12", "region:17", "kommun:1780"]
+ORGANISATIONS = [
+    "region:14",
+    "region:13",
+    "region:12",
+    "region:17",
+    "kommun:1780",
+    *supply_demo.ORGANISATIONS,
+]
 USERS = [
     ("lakare.vgr", "Lina Läkare", "prescriber", "region:14"),
     ("lakemedel.vgr", "Leo Läkemedelsenhet", "pharma_unit", "region:14"),
@@ -51,6 +59,7 @@ USERS = [
     ("faktura.varmland", "Vera Fakturahandläggare", "invoice_clerk", "region:17"),
     ("mas.karlstad", "Maja MAS", "mas", "kommun:1780"),
     ("faktura.karlstad", "Karin Fakturahandläggare", "invoice_clerk", "kommun:1780"),
+    *supply_demo.USERS,  # Halland's MAS (Halmstad) and pharmaceutical unit: drug stocks and shortages
 ]
 #: The bundled cases that ``vembetalar demo explain`` explains, as cases on the desk (no events).
 CASES = [
@@ -90,10 +99,13 @@ class LoadReport:
     cases: int = 0
     events: int = 0
     commitments: int = 0
+    supply: int = 0
 
     @property
     def added(self) -> int:
-        return self.organisations + self.users + self.registry + self.cases + self.events + self.commitments
+        return (
+            self.organisations + self.users + self.registry + self.cases + self.events + self.commitments
+        ) + self.supply
 
 
 def _initials(name: str | None) -> str | None:
@@ -231,6 +243,7 @@ def load(db: Session, engine: Engine, today: dt.date | None = None) -> LoadRepor
     _load_bundled(db, engine, today, report)
     for spec in invoicing_cases():
         _load_invoicing(db, engine, spec, report)
+    report.supply = supply_demo.load(db, today)  # drug stocks and shortages (vembetalar/supply/demo.py)
     return report
 
 

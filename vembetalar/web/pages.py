@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from vembetalar.explain import NOT_NEEDED, OPEN, OUTPUT_NAMES
+from vembetalar.handoffs.sesam import FIELD_LABELS
 from vembetalar.model import codes
 from vembetalar.model.case import HELP, LABELS
 from vembetalar.model.decision import Decision
@@ -101,11 +102,15 @@ def render(request: Request, name: str, status_code: int = 200, **context: Any) 
     )
 
 
-async def _form(request: Request) -> dict[str, str]:
+async def form_data(request: Request) -> dict[str, str]:
+    """The posted form's text fields, after the CSRF check."""
     form = await request.form()
     data = {k: v for k, v in form.items() if isinstance(v, str)}
     check_csrf(request, data.get("csrf"))
     return data
+
+
+_form = form_data
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -287,14 +292,16 @@ def case_detail(
     error: str | None = None,
     status_code: int = 200,
     values: dict[str, str] | None = None,
+    preview: tuple[str, str] | None = None,
 ) -> HTMLResponse:
     """The case with its plan: what is done, what comes next and why the rest waits. Only the
-    steps this user may take now are offered, as the workflow says."""
+    steps this user may take now are offered, as the workflow says. ``preview``: a message that
+    would have been e-mailed (recipient, text) had a mail server been configured."""
     actor = repo.Actor.of(user)
     record = repo.get_case(db, actor, case_id)
     decision = Decision.model_validate(record.decision_json)
     events = repo.list_events(db, actor, case_id) if can(user.role, "event.read") else []
-    view = repo.view_of(record, has_events=repo.has_events(db, case_id))
+    view = repo.case_view(db, record)
     offered = offers(view, organisation=user.organisation_id, role=user.role)
     return render(
         request,
@@ -314,6 +321,8 @@ def case_detail(
         values=values or {},
         new_key=str(uuid.uuid4()),
         today=request.app.state.clock.today().isoformat(),
+        preview=preview,
+        field_labels=FIELD_LABELS,
     )
 
 

@@ -158,8 +158,21 @@ class SelfCareUnitOut(BaseModel):
 
 
 class StepIn(_In):
-    step: Literal["contacted", "unit_named", "dispensed", "delivered", "closed", "withdrawn"] = Field(
-        description="Betalningsförbindelse registreras med POST /api/v1/payment-commitments"
+    step: Literal[
+        "contacted",
+        "payer_rechecked",
+        "activation_requested",
+        "cleared",
+        "unit_named",
+        "dispensed",
+        "delivered",
+        "closed",
+        "withdrawn",
+    ] = Field(
+        description=(
+            "Betalningsförbindelse registreras med POST /api/v1/payment-commitments, "
+            "registreringsbegäran till Sesam med POST /api/v1/cases/{id}/sesam-request"
+        )
     )
     unit: SelfCareUnitIn | None = Field(default=None, description="För unit_named (egenvård)")
     note: StrictStr | None = Field(
