@@ -282,6 +282,24 @@ def _standing_unbilled(issuer: str, start: dt.date, end: dt.date) -> Any:
     )
 
 
+def billed_elsewhere(
+    db: Session, engine: Engine, *, issuer: str, period: str
+) -> list[tuple[Any, str, InvoicingData]]:
+    """The events a run of ``issuer`` and ``period`` lists as billed elsewhere, each with its
+    case's reference and the agreement's invoicing data (``billed_by``): what a reconciliation
+    with the other system's invoices starts from. Reads only; needs no registry entry, since
+    nothing is invoiced. Same selection and routing as ``run_invoices``, so the two agree."""
+    start, end = month_bounds(period)
+    seen: dict[Any, Any] = {}
+    found = []
+    for event in db.execute(_standing_unbilled(issuer, start, end)).all():
+        route = _route(db, engine, event, seen)
+        if isinstance(route, InvoicingData):
+            found.append((event, route))
+    cases = _case_facts(db, {event.case_id for event, _ in found})
+    return [(event, cases[event.case_id].reference, route) for event, route in found]
+
+
 def _case_facts(db: Session, case_ids: set[str]) -> dict[str, _CaseFacts]:
     facts = {}
     ids = sorted(case_ids)

@@ -55,6 +55,7 @@ USERS = [
     ("lakare.halland", "Hans Halland", "prescriber", "region:13"),
     ("faktura.halland", "Frida Fakturahandläggare", "invoice_clerk", "region:13"),
     ("hjalpmedel.skane", "Hugo Hjälpmedelsförskrivare", "prescriber", "region:12"),
+    ("faktura.skane", "Sara Fakturahandläggare", "invoice_clerk", "region:12"),
     ("faktura.varmland", "Vera Fakturahandläggare", "invoice_clerk", "region:17"),
     ("mas.karlstad", "Maja MAS", "mas", "kommun:1780"),
     ("faktura.karlstad", "Karin Fakturahandläggare", "invoice_clerk", "kommun:1780"),
