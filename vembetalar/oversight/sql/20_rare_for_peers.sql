@@ -1,0 +1,32 @@
+-- rare_for_peers: a substance (ATC as given) that at most {rare_share} of the entity's peers
+-- prescribe at all, learned from the data. Most peers are then at 0, so the peers' median and
+-- quartiles are 0 and the robust score is the entity's uttag over the floor of {floor_uttag}.
+
+-- step: rp_values table
+SELECT 'prescriber' AS entity_kind, prescriber AS entity_code, atc, sum(n) AS n
+FROM agg GROUP BY prescriber, atc
+UNION ALL
+SELECT 'workplace' AS entity_kind, workplace AS entity_code, atc, sum(n) AS n
+FROM agg GROUP BY workplace, atc
+
+-- step: rp_peers table
+SELECT entity_kind, peer_group, count(*) AS peer_n FROM ent GROUP BY entity_kind, peer_group
+
+-- step: rp_users table
+SELECT e.entity_kind, e.peer_group, v.atc, count(*) AS users
+FROM rp_values v JOIN ent e ON v.entity_kind = e.entity_kind AND v.entity_code = e.entity_code
+GROUP BY e.entity_kind, e.peer_group, v.atc
+
+-- step: flags_rare_for_peers table
+SELECT 'rare_for_peers' AS indicator, v.entity_kind, v.entity_code, v.atc AS subject,
+  'uttag' AS measure, e.peer_group, CAST(v.n AS DOUBLE) AS value, p.peer_n,
+  CAST(0 AS DOUBLE) AS med, CAST(NULL AS DOUBLE) AS p99,
+  CAST(v.n AS DOUBLE) / {floor_uttag} AS score,
+  CAST(u.users - 1 AS DOUBLE) AS aux1, CAST(NULL AS DOUBLE) AS aux2, CAST(NULL AS DOUBLE) AS aux3
+FROM rp_values v
+JOIN ent e ON v.entity_kind = e.entity_kind AND v.entity_code = e.entity_code
+JOIN rp_peers p ON e.entity_kind = p.entity_kind AND e.peer_group = p.peer_group
+JOIN rp_users u ON e.entity_kind = u.entity_kind AND e.peer_group = u.peer_group AND v.atc = u.atc
+WHERE p.peer_n >= {min_peers}
+  AND CAST(u.users - 1 AS DOUBLE) <= {rare_share} * (p.peer_n - 1)
+  AND CAST(v.n AS DOUBLE) / {floor_uttag} >= {min_score}
