@@ -56,7 +56,9 @@ class DuckDBEngine:
             f"CREATE OR REPLACE TEMP VIEW dispensings AS "
             f"SELECT * FROM read_parquet('{pattern}', hive_partitioning = false)"
         )
-        self.con.execute("CREATE OR REPLACE TEMP TABLE watch (group_code VARCHAR, group_name VARCHAR, prefix VARCHAR)")
+        self.con.execute(
+            "CREATE OR REPLACE TEMP TABLE watch (group_code VARCHAR, group_name VARCHAR, prefix VARCHAR)"
+        )
         self.con.executemany("INSERT INTO watch VALUES (?, ?, ?)", watch_rows(watch))
 
     def keep(self, name: str, sql: str, kind: StepKind) -> None:
@@ -94,7 +96,9 @@ class SparkEngine:
                 .getOrCreate()
             )
         except Exception as exc:  # Java missing or the JVM refusing to start
-            raise EngineError(f"Spark kunde inte starta ({type(exc).__name__}); finns Java 17 på PATH?") from None
+            raise EngineError(
+                f"Spark kunde inte starta ({type(exc).__name__}); finns Java 17 på PATH?"
+            ) from None
         self.spark.sparkContext.setLogLevel("ERROR")
         self._cached: list[Any] = []
 

@@ -226,7 +226,9 @@ def run(
 
 
 # ---------------------------------------------------------------- ranking and ids
-def flag_id(indicator: str, entity_kind: str, entity_code: str, subject: str, date_from: dt.date, date_to: dt.date) -> str:
+def flag_id(
+    indicator: str, entity_kind: str, entity_code: str, subject: str, date_from: dt.date, date_to: dt.date
+) -> str:
     """Stable across reruns of the same period, so a review status stays with its flag."""
     key = "|".join([indicator, entity_kind, entity_code, subject, date_from.isoformat(), date_to.isoformat()])
     return hashlib.sha256(key.encode()).hexdigest()[:16]
@@ -254,12 +256,27 @@ def rank(
         if score is None:
             continue
         scored.append((score, row))
-    scored.sort(key=lambda item: (-item[0], item[1]["indicator"], item[1]["entity_kind"], item[1]["entity_code"], item[1]["subject"]))
+    scored.sort(
+        key=lambda item: (
+            -item[0],
+            item[1]["indicator"],
+            item[1]["entity_kind"],
+            item[1]["entity_code"],
+            item[1]["subject"],
+        )
+    )
     flags = []
     for position, (score, row) in enumerate(scored[: options.top], start=1):
         flags.append(
             Flag(
-                flag_id=flag_id(row["indicator"], row["entity_kind"], row["entity_code"], row["subject"], date_from, date_to),
+                flag_id=flag_id(
+                    row["indicator"],
+                    row["entity_kind"],
+                    row["entity_code"],
+                    row["subject"],
+                    date_from,
+                    date_to,
+                ),
                 rank=position,
                 entity_kind=row["entity_kind"],
                 entity_code=row["entity_code"],
@@ -299,7 +316,9 @@ def period_label(date_from: dt.date, date_to: dt.date) -> str:
 MEASURE_UNITS = {"uttag": "uttag", "ddd": "DDD", "kostnad": "kr"}
 
 
-def explain(row: dict[str, Any], names: dict[str, str], date_from: dt.date, date_to: dt.date, options: Options) -> str:
+def explain(
+    row: dict[str, Any], names: dict[str, str], date_from: dt.date, date_to: dt.date, options: Options
+) -> str:
     indicator = row["indicator"]
     period = period_label(date_from, date_to)
     subject = names.get(row["subject"], row["subject"])

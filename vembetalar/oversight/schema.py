@@ -108,7 +108,9 @@ def load_watchlist(path: Path | None = None) -> tuple[WatchGroup, ...]:
         codes = group["atc"] if isinstance(group["atc"], list) else [group["atc"]]
         if not codes or not all(isinstance(c, str) and c.strip() for c in codes):
             raise BadWatchlist(f"{where}: grupp {group['code']}: atc ska vara en lista med ATC-koder")
-        out.append(WatchGroup(str(group["code"]), str(group["name"]), tuple(c.strip().upper() for c in codes)))
+        out.append(
+            WatchGroup(str(group["code"]), str(group["name"]), tuple(c.strip().upper() for c in codes))
+        )
     if len({g.code for g in out}) != len(out):
         raise BadWatchlist(f"{where}: två grupper har samma code")
     return tuple(out)

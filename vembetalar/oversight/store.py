@@ -81,7 +81,10 @@ class Store:
     def append_rejects(self, staged: Path) -> None:
         """Append a staged reject file (same columns, with header) to rejects.csv."""
         new = not self.rejects.exists()
-        with staged.open(encoding="utf-8", newline="") as src, self.rejects.open("a", encoding="utf-8") as dst:
+        with (
+            staged.open(encoding="utf-8", newline="") as src,
+            self.rejects.open("a", encoding="utf-8") as dst,
+        ):
             header = src.readline()
             if new:
                 dst.write(header)

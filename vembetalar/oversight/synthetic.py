@@ -92,29 +92,59 @@ SPECIALTIES: dict[str, tuple[str, str, dict[str, float]]] = {
         "LK",
         "vårdcentral",
         {
-            "C09AA05": 20, "C10AA01": 20, "A02BC01": 15, "J01CE02": 12, "N02BE01": 10, "R03AC02": 8,
-            "N06AB06": 8, "H03AA01": 5, "A10BA02": 10, "N05CF01": 3, "N02AX02": 2, "N05BA01": 1.5,
+            "C09AA05": 20,
+            "C10AA01": 20,
+            "A02BC01": 15,
+            "J01CE02": 12,
+            "N02BE01": 10,
+            "R03AC02": 8,
+            "N06AB06": 8,
+            "H03AA01": 5,
+            "A10BA02": 10,
+            "N05CF01": 3,
+            "N02AX02": 2,
+            "N05BA01": 1.5,
         },
     ),
     "palliativ medicin": (
         "LK",
         "palliativ vård",
         {
-            "N02AA01": 30, "N02AB03": 15, "N02AA05": 20, "A04AA01": 8, "N05CD08": 8, "A06AB08": 6,
-            "H02AB01": 6, "N02BE01": 8,
+            "N02AA01": 30,
+            "N02AB03": 15,
+            "N02AA05": 20,
+            "A04AA01": 8,
+            "N05CD08": 8,
+            "A06AB08": 6,
+            "H02AB01": 6,
+            "N02BE01": 8,
         },
     ),
     "endokrinologi": (
         "LK",
         "endokrinologmottagning",
-        {"H01AC01": 12, "H03AA01": 20, "A10AE04": 20, "A10BA02": 15, "G03BA03": 8, "H02AA02": 5, "M05BA04": 8},
+        {
+            "H01AC01": 12,
+            "H03AA01": 20,
+            "A10AE04": 20,
+            "A10BA02": 15,
+            "G03BA03": 8,
+            "H02AA02": 5,
+            "M05BA04": 8,
+        },
     ),
     "psykiatri": (
         "LK",
         "psykiatrisk mottagning",
         {
-            "N06AB06": 20, "N06BA04": 15, "N05AH04": 15, "N05BA01": 6, "N05CF01": 5, "N03AX16": 4,
-            "N06BA09": 5, "N05AN01": 5,
+            "N06AB06": 20,
+            "N06BA04": 15,
+            "N05AH04": 15,
+            "N05BA01": 6,
+            "N05CF01": 5,
+            "N03AX16": 4,
+            "N06BA09": 5,
+            "N05AN01": 5,
         },
     ),
     "dermatologi": (
@@ -202,7 +232,11 @@ def build_world(rows: int, rng: np.random.Generator, start: dt.date, months: int
             care = SPECIALTIES[specialty][1]
             count = max(8, round(per_region * share))
             # Nurses share the GPs' vårdcentraler; every other specialty has its own workplaces.
-            existing = [i for i, (r, c) in enumerate(zip(wp_region, wp_care, strict=True)) if r == region and c == care]
+            existing = [
+                i
+                for i, (r, c) in enumerate(zip(wp_region, wp_care, strict=True))
+                if r == region and c == care
+            ]
             if not existing:
                 n_wp = max(6, count // 6)
                 for _ in range(n_wp):
@@ -256,8 +290,12 @@ def _patients(world: World, rng: np.random.Generator, prescriber: np.ndarray) ->
     return workplace * size + np.where(rng.random(len(prescriber)) < 0.85, own, anyone)
 
 
-def _pharmacies(world: World, rng: np.random.Generator, patient: np.ndarray, prescriber: np.ndarray) -> np.ndarray:
-    region = np.searchsorted(np.array(world.regions), world.workplace_region[world.prescriber_workplace[prescriber]])
+def _pharmacies(
+    world: World, rng: np.random.Generator, patient: np.ndarray, prescriber: np.ndarray
+) -> np.ndarray:
+    region = np.searchsorted(
+        np.array(world.regions), world.workplace_region[world.prescriber_workplace[prescriber]]
+    )
     per = world.pharmacies_per_region
     home = (patient * 2654435761) % per
     other = rng.integers(0, per, size=len(patient))
@@ -271,7 +309,9 @@ def _atc_for(rng: np.random.Generator, specialties: np.ndarray) -> np.ndarray:
         if len(where):
             names = list(mix)
             weights = np.array([mix[a] for a in names], dtype=float)
-            atc[where] = np.array(names, dtype=object)[rng.choice(len(names), size=len(where), p=weights / weights.sum())]
+            atc[where] = np.array(names, dtype=object)[
+                rng.choice(len(names), size=len(where), p=weights / weights.sum())
+            ]
     return atc
 
 
@@ -304,7 +344,9 @@ def _month_counts(world: World, rows: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- planted anomalies
-def _pick_prescribers(world: World, rng: np.random.Generator, specialty: str, k: int, taken: set[int]) -> list[int]:
+def _pick_prescribers(
+    world: World, rng: np.random.Generator, specialty: str, k: int, taken: set[int]
+) -> list[int]:
     pool = [int(i) for i in np.flatnonzero(world.prescriber_specialty == specialty) if int(i) not in taken]
     chosen = [int(i) for i in rng.choice(pool, size=k, replace=False)]
     taken.update(chosen)
@@ -319,7 +361,13 @@ def planted_rows(world: World, rng: np.random.Generator, per_kind: int) -> Rows:
     parts: list[Rows] = []
     taken: set[int] = set()
 
-    def add(prescriber: int | np.ndarray, atc: str, n: int, days: tuple[int, int], patient: np.ndarray | None = None) -> None:
+    def add(
+        prescriber: int | np.ndarray,
+        atc: str,
+        n: int,
+        days: tuple[int, int],
+        patient: np.ndarray | None = None,
+    ) -> None:
         presc = np.full(n, prescriber) if isinstance(prescriber, int) else prescriber
         pat = patient if patient is not None else _patients(world, rng, presc)
         parts.append(
@@ -343,7 +391,9 @@ def planted_rows(world: World, rng: np.random.Generator, per_kind: int) -> Rows:
     for p in _pick_prescribers(world, rng, "allmänmedicin", per_kind, taken):
         world.prescriber_has_pnr[p] = False
         add(p, "G03BA03", int(rng.integers(120, 220)), whole)
-        world.planted.append(Planted("prescriber", str(world.prescriber_code[p]), "testosterone_no_personnummer"))
+        world.planted.append(
+            Planted("prescriber", str(world.prescriber_code[p]), "testosterone_no_personnummer")
+        )
     for i in range(per_kind):
         # One patient, 7 prescribers of different workplaces, 7 pharmacies, 60 days.
         region = world.regions[i % len(world.regions)]
@@ -358,7 +408,9 @@ def planted_rows(world: World, rng: np.random.Generator, per_kind: int) -> Rows:
                 day=rng.integers(begin, begin + 60, size=len(presc)),
                 prescriber=presc,
                 patient=pat,
-                pharmacy=np.tile(rng.choice(world.pharmacies_per_region * len(world.regions), 7, replace=False), 2),
+                pharmacy=np.tile(
+                    rng.choice(world.pharmacies_per_region * len(world.regions), 7, replace=False), 2
+                ),
                 atc=np.full(len(presc), "N05BA01", dtype=object),
                 packs=np.full(len(presc), 2),
             )
