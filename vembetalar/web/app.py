@@ -28,6 +28,7 @@ from vembetalar.security import hash_password, new_secret
 from vembetalar.store import repo
 from vembetalar.store.db import make_engine, migrate, session_factory
 from vembetalar.web import api, apidoc, billing_pages, pages, registry_pages, tokens
+from vembetalar.web import oversight_pages  # issue 9
 from vembetalar.web.auth import CsrfFailed, NotAuthenticated, Principal, PrincipalCache
 from vembetalar.web.guard import NOT_AUTHENTICATED, RequestGuard
 from vembetalar.web.ratelimit import LoginThrottle
@@ -306,6 +307,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(billing_pages.router)
     app.include_router(registry_pages.router)
+    app.include_router(oversight_pages.router)
     build_openapi = app.openapi
 
     def openapi() -> dict[str, Any]:

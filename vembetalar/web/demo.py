@@ -46,6 +46,7 @@ USERS = [
     ("faktura.vgr", "Fredrik Fakturahandläggare", "invoice_clerk", "region:14"),
     ("lakare.halland", "Hans Halland", "prescriber", "region:13"),
     ("faktura.halland", "Frida Fakturahandläggare", "invoice_clerk", "region:13"),
+    ("lakemedel.halland", "Lotta Läkemedelsenhet", "pharma_unit", "region:13"),  # issue 9: oversight
     ("hjalpmedel.skane", "Hugo Hjälpmedelsförskrivare", "prescriber", "region:12"),
     ("faktura.varmland", "Vera Fakturahandläggare", "invoice_clerk", "region:17"),
     ("mas.karlstad", "Maja MAS", "mas", "kommun:1780"),
@@ -89,10 +90,19 @@ class LoadReport:
     cases: int = 0
     events: int = 0
     commitments: int = 0
+    oversight_flags: int = 0
 
     @property
     def added(self) -> int:
-        return self.organisations + self.users + self.registry + self.cases + self.events + self.commitments
+        return (
+            self.organisations
+            + self.users
+            + self.registry
+            + self.cases
+            + self.events
+            + self.commitments
+            + self.oversight_flags
+        )
 
 
 def _initials(name: str | None) -> str | None:
@@ -227,6 +237,10 @@ def load(db: Session, engine: Engine, today: dt.date | None = None) -> LoadRepor
     _load_bundled(db, engine, today, report)
     for spec in invoicing_cases():
         _load_invoicing(db, engine, spec, report)
+    # Issue 9: Region Halland's pharmaceutical unit gets synthetic dispensings' flags to review.
+    from vembetalar.oversight import demo as oversight_demo
+
+    report.oversight_flags = oversight_demo.load(db)
     return report
 
 
