@@ -31,9 +31,17 @@ def _rejects(store: Store) -> list[dict[str, str]]:
         ("dispensed_on", "2024-13-01", "dispensed_on är inte ett datum (ÅÅÅÅ-MM-DD)"),
         ("dispensed_on", "15/6/2024", "dispensed_on är inte ett datum (ÅÅÅÅ-MM-DD)"),
         ("dispensed_on", "", "dispensed_on saknas"),
-        ("patient_pseudonym", "19811228-9874", "patient_pseudonym är ett personnummer eller samordningsnummer"),
+        (
+            "patient_pseudonym",
+            "19811228-9874",
+            "patient_pseudonym är ett personnummer eller samordningsnummer",
+        ),
         ("patient_pseudonym", "8112289874", "patient_pseudonym är ett personnummer eller samordningsnummer"),
-        ("patient_pseudonym", "19811288-9871", "patient_pseudonym är ett personnummer eller samordningsnummer"),
+        (
+            "patient_pseudonym",
+            "19811288-9871",
+            "patient_pseudonym är ett personnummer eller samordningsnummer",
+        ),
         ("prescriber_code", "123456", "prescriber_code ska vara sju siffror"),
         ("prescriber_has_personnummer", "kanske", "prescriber_has_personnummer ska vara true eller false"),
         ("atc", "X9", "atc är inte en ATC-kod"),
@@ -48,7 +56,9 @@ def _rejects(store: Store) -> list[dict[str, str]]:
         ("patient_birth_year", "19x0", "patient_birth_year är inte ett årtal"),
     ],
 )
-def test_each_bad_value_is_rejected_with_its_reason(tmp_path: Path, field: str, value: str, reason: str) -> None:
+def test_each_bad_value_is_rejected_with_its_reason(
+    tmp_path: Path, field: str, value: str, reason: str
+) -> None:
     store = Store(tmp_path / "store")
     source = write_csv(tmp_path / "in.csv", [row(), row(**{field: value}), row()])
     report = import_file(source, store)
@@ -80,7 +90,11 @@ def test_several_reasons_in_one_row_are_all_named(tmp_path: Path) -> None:
     store = Store(tmp_path / "store")
     import_file(write_csv(tmp_path / "in.csv", [row(packs="0", atc="??", ddd="-1")]), store)
     reason = _rejects(store)[0]["reason"]
-    assert reason.split("; ") == ["atc är inte en ATC-kod", "packs måste vara minst 1", "ddd får inte vara negativt"]
+    assert reason.split("; ") == [
+        "atc är inte en ATC-kod",
+        "packs måste vara minst 1",
+        "ddd får inte vara negativt",
+    ]
 
 
 def test_a_row_with_the_wrong_number_of_fields_is_rejected_not_dropped(tmp_path: Path) -> None:
@@ -102,7 +116,9 @@ def test_a_row_with_the_wrong_number_of_fields_is_rejected_not_dropped(tmp_path:
         ([*HEADER, "diagnos"], "okända kolumner: diagnos"),
     ],
 )
-def test_missing_or_extra_columns_make_the_file_unusable(tmp_path: Path, header: list[str], message: str) -> None:
+def test_missing_or_extra_columns_make_the_file_unusable(
+    tmp_path: Path, header: list[str], message: str
+) -> None:
     source = tmp_path / "in.csv"
     data = [{**row(), "diagnos": "x"}]
     write_csv(source, data, header)
@@ -136,11 +152,18 @@ def test_parquet_with_typed_columns_is_checked_the_same_way(tmp_path: Path) -> N
 
 def test_the_store_is_monthly_parquet_with_typed_columns(tmp_path: Path) -> None:
     store = Store(tmp_path / "store")
-    import_file(write_csv(tmp_path / "in.csv", [row(dispensed_on="2024-01-31"), row(dispensed_on="2024-02-01")]), store)
+    import_file(
+        write_csv(tmp_path / "in.csv", [row(dispensed_on="2024-01-31"), row(dispensed_on="2024-02-01")]),
+        store,
+    )
     assert [p.parent.name for p in store.files()] == ["month=2024-01", "month=2024-02"]
     types = duckdb.sql(f"DESCRIBE SELECT * FROM read_parquet('{store.dispensings}/*/*.parquet')").fetchall()
     kinds = {name: kind for name, kind, *_ in types}
-    assert kinds["dispensed_on"] == "DATE" and kinds["packs"] == "INTEGER" and kinds["within_benefit"] == "BOOLEAN"
+    assert (
+        kinds["dispensed_on"] == "DATE"
+        and kinds["packs"] == "INTEGER"
+        and kinds["within_benefit"] == "BOOLEAN"
+    )
 
 
 def test_cli_exit_codes_and_importing_again_adds_nothing(tmp_path: Path) -> None:

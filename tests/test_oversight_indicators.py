@@ -30,7 +30,13 @@ def _peers_with(extra: list[dict[str, str]], opioids: int = 2) -> list[dict[str,
     data = []
     for i, code in enumerate(GPS):
         data += rows(10, prescriber_code=code, workplace_code=f"W{i % 3}")
-        data += rows(opioids, prescriber_code=code, workplace_code=f"W{i % 3}", atc="N02AA01", patient_pseudonym=f"O{i}")
+        data += rows(
+            opioids,
+            prescriber_code=code,
+            workplace_code=f"W{i % 3}",
+            atc="N02AA01",
+            patient_pseudonym=f"O{i}",
+        )
     return data + extra
 
 
@@ -38,9 +44,15 @@ def test_watched_volume_scores_the_outlier_in_robust_spreads(tmp_path: Path) -> 
     # GP 6 gets 38 more morphine uttag: 40 against the peers' median 2 (MAD 0); the spread is the
     # floor of 2 uttag, so the score is (40 - 2) / 2 = 19.
     extra = rows(38, prescriber_code=GPS[5], workplace_code="W2", atc="N02AA01", patient_pseudonym="O5")
-    [flag] = [f for f in _flags(store_with(tmp_path, _peers_with(extra)), "watched_volume") if f.entity_kind == "prescriber"]
+    [flag] = [
+        f
+        for f in _flags(store_with(tmp_path, _peers_with(extra)), "watched_volume")
+        if f.entity_kind == "prescriber"
+    ]
     assert (flag.entity_code, flag.subject, flag.score) == (GPS[5], "opioids", 19.0)
-    assert flag.explanation.startswith("opioider: 40 uttag 2024-06-15–2024-06-15 (400 DDD, förmånskostnad 3 200 kr)")
+    assert flag.explanation.startswith(
+        "opioider: 40 uttag 2024-06-15–2024-06-15 (400 DDD, förmånskostnad 3 200 kr)"
+    )
     assert "övriga kollegor inom LK allmänmedicin i region 13 (5 st): median 20" in flag.explanation
 
 
@@ -56,7 +68,9 @@ def test_rare_for_peers_is_learned_from_the_data(tmp_path: Path) -> None:
     assert [(f.entity_kind, f.entity_code, f.subject, f.score) for f in flags] == [
         ("prescriber", GPS[5], "M03AX01", 4.0)
     ]
-    assert flags[0].explanation.endswith("av 5 kollegor inom LK allmänmedicin i region 13 har 0 förskrivit den alls")
+    assert flags[0].explanation.endswith(
+        "av 5 kollegor inom LK allmänmedicin i region 13 har 0 förskrivit den alls"
+    )
 
 
 def test_a_substance_two_peers_share_is_not_rare(tmp_path: Path) -> None:
@@ -77,12 +91,24 @@ def test_prescribers_without_personnummer_are_listed_with_their_volumes(tmp_path
 def test_many_prescribers_and_pharmacies_within_90_days(tmp_path: Path) -> None:
     start = "2024-03-01"
     shopper = [
-        row(patient_pseudonym="PX", prescriber_code=f"200000{i}", pharmacy_id=f"A{i}", atc="N05BA01", dispensed_on=day(start, 7 * i))
+        row(
+            patient_pseudonym="PX",
+            prescriber_code=f"200000{i}",
+            pharmacy_id=f"A{i}",
+            atc="N05BA01",
+            dispensed_on=day(start, 7 * i),
+        )
         for i in range(5)
     ]
     # Five prescribers too, but 100 days apart: never more than one in a 90-day window.
     slow = [
-        row(patient_pseudonym="PY", prescriber_code=f"200000{i}", pharmacy_id=f"A{i}", atc="N05BA01", dispensed_on=day("2023-01-01", 100 * i))
+        row(
+            patient_pseudonym="PY",
+            prescriber_code=f"200000{i}",
+            pharmacy_id=f"A{i}",
+            atc="N05BA01",
+            dispensed_on=day("2023-01-01", 100 * i),
+        )
         for i in range(5)
     ]
     ordinary = [row(patient_pseudonym=f"Q{i}", atc="N05BA01", dispensed_on=day(start, i)) for i in range(6)]
@@ -90,7 +116,9 @@ def test_many_prescribers_and_pharmacies_within_90_days(tmp_path: Path) -> None:
     assert [(f.entity_kind, f.entity_code, f.subject, f.value, f.score) for f in flags] == [
         ("patient", "PX", "benzodiazepines", 5.0, 4.0)
     ]
-    assert flags[0].explanation.startswith("bensodiazepiner: 5 förskrivare och 5 apotek inom 90 dagar från 2024-03-01")
+    assert flags[0].explanation.startswith(
+        "bensodiazepiner: 5 förskrivare och 5 apotek inom 90 dagar från 2024-03-01"
+    )
 
 
 def test_sudden_growth_against_own_history(tmp_path: Path) -> None:
@@ -111,13 +139,28 @@ def test_benefit_cost_trend_against_peer_workplaces(tmp_path: Path) -> None:
     data = []
     for w in range(6):
         cost = "10000"
-        data += monthly(months_of(2024)[:9], 1, workplace_code=f"V{w}", prescriber_code=f"400000{w}", benefit_cost_sek=cost)
+        data += monthly(
+            months_of(2024)[:9],
+            1,
+            workplace_code=f"V{w}",
+            prescriber_code=f"400000{w}",
+            benefit_cost_sek=cost,
+        )
         late = "50000" if w == 0 else cost
-        data += monthly(months_of(2024)[9:], 1, workplace_code=f"V{w}", prescriber_code=f"400000{w}", benefit_cost_sek=late)
+        data += monthly(
+            months_of(2024)[9:],
+            1,
+            workplace_code=f"V{w}",
+            prescriber_code=f"400000{w}",
+            benefit_cost_sek=late,
+        )
     flags = _flags(store_with(tmp_path, data), "benefit_cost_trend")
     expected = math.log(51_000 / 11_000) / 0.25
     assert [(f.entity_code, round(f.score, 3)) for f in flags] == [("V0", round(expected, 3))]
-    assert "förmånskostnad 50 000 kr per månad de senaste 3 månaderna mot 10 000 kr innan (+364 %)" in flags[0].explanation
+    assert (
+        "förmånskostnad 50 000 kr per månad de senaste 3 månaderna mot 10 000 kr innan (+364 %)"
+        in flags[0].explanation
+    )
 
 
 def test_one_ranking_stable_ids_and_the_top_n(tmp_path: Path) -> None:
@@ -140,8 +183,18 @@ def test_cli_run_writes_the_contract_columns(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["oversight", "run", "--db", str(store.root), "--out", str(out)])
     assert result.exit_code == 0, result.output
     columns = [c for c, *_ in duckdb.sql(f"DESCRIBE SELECT * FROM '{out}'").fetchall()]
-    assert columns[:7] == ["flag_id", "rank", "entity_kind", "entity_code", "indicator", "score", "explanation"]
-    bad = CliRunner().invoke(app, ["oversight", "run", "--db", str(store.root), "--out", str(out), "--from", "2024-13-01"])
+    assert columns[:7] == [
+        "flag_id",
+        "rank",
+        "entity_kind",
+        "entity_code",
+        "indicator",
+        "score",
+        "explanation",
+    ]
+    bad = CliRunner().invoke(
+        app, ["oversight", "run", "--db", str(store.root), "--out", str(out), "--from", "2024-13-01"]
+    )
     assert bad.exit_code == 2 and "är inte ett datum" in bad.output
     empty = CliRunner().invoke(app, ["oversight", "run", "--db", str(tmp_path / "tom"), "--out", str(out)])
     assert empty.exit_code == 2 and "inga importerade uttag" in empty.output
@@ -158,7 +211,9 @@ def synthetic_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, li
     return store, planted, source
 
 
-def test_the_planted_anomalies_are_at_the_top(synthetic_store: tuple[Store, list[synthetic.Planted], Path]) -> None:
+def test_the_planted_anomalies_are_at_the_top(
+    synthetic_store: tuple[Store, list[synthetic.Planted], Path],
+) -> None:
     store, planted, _ = synthetic_store
     flags = run(store, Options()).flags
     top = {(f.entity_kind, f.entity_code) for f in flags[:30]}
@@ -167,7 +222,9 @@ def test_the_planted_anomalies_are_at_the_top(synthetic_store: tuple[Store, list
     assert synthetic.read_planted(synthetic_store[2]) == planted
 
 
-def test_legitimate_heavy_prescribers_are_not_flagged(synthetic_store: tuple[Store, list[synthetic.Planted], Path]) -> None:
+def test_legitimate_heavy_prescribers_are_not_flagged(
+    synthetic_store: tuple[Store, list[synthetic.Planted], Path],
+) -> None:
     """The busiest palliative-care opioid prescriber and the busiest endocrinologist for growth
     hormone prescribe the most of a watched substance, because it is their specialty."""
     store, _, source = synthetic_store
@@ -182,9 +239,13 @@ def test_legitimate_heavy_prescribers_are_not_flagged(synthetic_store: tuple[Sto
     )
     assert set(busiest) == {"palliativ medicin", "endokrinologi"}
     # By absolute volume they are at the very top of all prescribers of these substances.
-    for condition, who, places in (("atc LIKE 'N02A%'", "palliativ medicin", 3), ("atc = 'H01AC01'", "endokrinologi", 1)):
+    for condition, who, places in (
+        ("atc LIKE 'N02A%'", "palliativ medicin", 3),
+        ("atc = 'H01AC01'", "endokrinologi", 1),
+    ):
         top = duckdb.sql(
-            f"SELECT prescriber_code FROM '{source}' WHERE {condition} GROUP BY ALL ORDER BY count(*) DESC LIMIT {places}"
+            f"SELECT prescriber_code FROM '{source}' WHERE {condition} "
+            f"GROUP BY ALL ORDER BY count(*) DESC LIMIT {places}"
         ).fetchall()
         assert busiest[who] in [code for (code,) in top]
     flagged = {f.entity_code for f in run(store, Options()).flags}

@@ -30,7 +30,8 @@ def _flag(rank: int, indicator: str, code: str, score: float) -> Flag:
         entity_code=code,
         indicator=indicator,
         score=score,
-        explanation=f"förklaring {code}: 260 uttag 2024, kollegor inom vårdcentral: median 0, 99:e percentil 0",
+        explanation=f"förklaring {code}: 260 uttag 2024, kollegor inom vårdcentral: median 0, "
+        "99:e percentil 0",
         subject="botulinum_toxin",
         peer_group="LK allmänmedicin i region 13",
         value=260.0,
@@ -113,13 +114,19 @@ def test_the_review_flow_with_comments_is_audited(desk: Desk, unit: TestClient) 
     assert _post(unit, f"{path}/comment", comment="Begär journalkopior").status_code == 303
     no_reason = _post(unit, f"{path}/status", status="reported_ivo", comment="  ")
     assert no_reason.status_code == 409 and "skriv varför" in no_reason.text
-    assert _post(unit, f"{path}/status", status="reported_ivo", comment="Anmält, dnr 1.2-3").status_code == 303
+    assert (
+        _post(unit, f"{path}/status", status="reported_ivo", comment="Anmält, dnr 1.2-3").status_code == 303
+    )
     page = unit.get(path)
     assert re.search(r'id="flag-status">anmäld till IVO<', page.text)
     assert "Begär journalkopior" in page.text and "under granskning → anmäld till IVO" in page.text
     assert unit.post(f"{path}/status", data={"status": "in_review"}).status_code == 403  # no CSRF token
     with desk.app.state.sessions() as db:
-        details = [d for (a, d) in db.execute(select(AuditEntry.action, AuditEntry.detail)) if a.startswith("oversight.")]
+        details = [
+            d
+            for (a, d) in db.execute(select(AuditEntry.action, AuditEntry.detail))
+            if a.startswith("oversight.")
+        ]
     assert f"flagga {FLAGS[0].flag_id}: ny → under granskning" in details
     assert f"flagga {FLAGS[0].flag_id}: kommentar" in details
     assert f"flagga {FLAGS[0].flag_id}: under granskning → anmäld till IVO" in details

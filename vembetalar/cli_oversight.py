@@ -7,17 +7,18 @@ with one Swedish line, never a traceback.
 from __future__ import annotations
 
 import datetime as dt
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from vembetalar.cli_common import err, failure, out
 from vembetalar.oversight.engines import EngineError
 from vembetalar.oversight.importer import count_rows, import_file
-from vembetalar.oversight.run import INDICATOR_NAMES, BadRun, Options, run, write_flags
+from vembetalar.oversight.run import INDICATOR_NAMES, BadRun, Flag, Options, run, write_flags
 from vembetalar.oversight.schema import BadFile, BadWatchlist
 from vembetalar.oversight.store import DEFAULT_ROOT, Store
 
@@ -28,6 +29,10 @@ oversight_app = typer.Typer(
 DbOption = Annotated[
     Path | None, typer.Option("--db", help=f"Uttagslagret (Parquet), standard {DEFAULT_ROOT}.")
 ]
+
+
+def _advance(progress: Progress, task: TaskID, count: int) -> None:
+    progress.advance(task, count)
 
 
 def _columns() -> list[object]:
@@ -50,7 +55,7 @@ def import_command(
         try:
             with Progress(*_columns(), console=err, transient=True) as progress:  # type: ignore[arg-type]
                 task = progress.add_task(f"Importerar {path.name}", total=count_rows(path))
-                report = import_file(path, store, lambda n: progress.advance(task, n))
+                report = import_file(path, store, partial(_advance, progress, task))
         except BadFile as exc:
             err.print(f"[bold red]fel:[/] {exc}", highlight=False, soft_wrap=True)
             worst = 2
@@ -134,14 +139,15 @@ def run_command(
         )
     out.print(table)
     out.print(
-        f"{len(result.flags)} flaggor för {result.period_from}–{result.period_to} ({result.engine}) → {out_file}",
+        f"{len(result.flags)} flaggor för {result.period_from}–{result.period_to} ({result.engine}) "
+        f"→ {out_file}",
         highlight=False,
     )
     if publish:
         _publish(store, options, result.flags, publish)
 
 
-def _publish(store: Store, options: Options, flags: list[object], organisation: str) -> None:
+def _publish(store: Store, options: Options, flags: list[Flag], organisation: str) -> None:
     from vembetalar.oversight import details, review
     from vembetalar.store.db import make_engine, migrate, session_factory
     from vembetalar.store.models import Organisation
@@ -152,8 +158,7 @@ def _publish(store: Store, options: Options, flags: list[object], organisation: 
         with session_factory(db_engine)() as session:
             if session.get(Organisation, organisation) is None:
                 raise failure(f"--publish {organisation}: organisationen finns inte i databasen")
-            typed = [f for f in flags if isinstance(f, review.Flag)]
-            report = review.publish(session, organisation, typed, details.compute(store, options, typed))
+            report = review.publish(session, organisation, flags, details.compute(store, options, flags))
     finally:
         db_engine.dispose()
     out.print(f"Publicerat för {organisation}: {report.added} nya, {report.updated} uppdaterade flaggor")
@@ -176,6 +181,5 @@ def demo_data_command(
     with Progress(*_columns(), console=err, transient=True) as progress:  # type: ignore[arg-type]
         task = progress.add_task("Skapar uttag", total=rows)
         planted = synthetic.write(out_file, rows, seed=seed, progress=lambda n: progress.advance(task, n))
-    out.print(
-        f"{rows} uttag → {out_file}; {len(planted)} planterade avvikelser → {synthetic.planted_path(out_file)}"
-    )
+    where = synthetic.planted_path(out_file)
+    out.print(f"{rows} uttag → {out_file}; {len(planted)} planterade avvikelser → {where}", soft_wrap=True)

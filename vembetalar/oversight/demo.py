@@ -29,7 +29,9 @@ SEED = 13
 
 def load(db: Session, owner: str = OWNER, rows: int = ROWS) -> int:
     """Publish demo flags for ``owner`` unless it has flags already; returns how many were added."""
-    if db.scalar(select(func.count()).select_from(OversightFlag).where(OversightFlag.organisation_id == owner)):
+    if db.scalar(
+        select(func.count()).select_from(OversightFlag).where(OversightFlag.organisation_id == owner)
+    ):
         return 0
     with tempfile.TemporaryDirectory(prefix="vembetalar-oversight-") as folder:
         root = Path(folder)

@@ -18,6 +18,17 @@ def _number(value: float) -> str:
     return f"{value:.1f}".replace(".", ",")
 
 
+def _open(width: int, height: int, title: str) -> str:
+    return (
+        f'<svg class="chart" viewBox="0 0 {width} {height}" width="100%" '
+        f'style="max-width:{width}px;height:auto" role="img" aria-label="{escape(title)}">'
+    )
+
+
+def _axis(x1: float, y: float, x2: float) -> str:
+    return f'<line x1="{x1}" y1="{y}" x2="{x2}" y2="{y}" stroke="{MUTED}"/>'
+
+
 def bars(values: list[tuple[str, float]], title: str, unit: str, width: int = 640, height: int = 200) -> str:
     """Monthly bars with the first, middle and last month named and the highest value on the axis."""
     if not values:
@@ -27,11 +38,10 @@ def bars(values: list[tuple[str, float]], title: str, unit: str, width: int = 64
     plot_w, plot_h = width - left - right, height - upper - lower
     step = plot_w / len(values)
     parts = [
-        f'<svg class="chart" viewBox="0 0 {width} {height}" width="100%" style="max-width:{width}px;height:auto" '
-        f'role="img" aria-label="{escape(title)}">',
+        _open(width, height, title),
         f"<title>{escape(title)}</title>",
         f'<text x="{left}" y="14" font-size="11" fill="{MUTED}">{escape(_number(top))} {escape(unit)}</text>',
-        f'<line x1="{left}" y1="{upper + plot_h}" x2="{width - right}" y2="{upper + plot_h}" stroke="{MUTED}"/>',
+        _axis(left, upper + plot_h, width - right),
     ]
     for i, (label, value) in enumerate(values):
         h = max(0.0, value / top * plot_h)
@@ -50,7 +60,9 @@ def bars(values: list[tuple[str, float]], title: str, unit: str, width: int = 64
     return "".join(parts)
 
 
-def distribution(peers: list[float], own: float | None, title: str, unit: str, width: int = 640, height: int = 200) -> str:
+def distribution(
+    peers: list[float], own: float | None, title: str, unit: str, width: int = 640, height: int = 200
+) -> str:
     """A histogram of the peers' values with the flagged entity marked by a red line."""
     if not peers and own is None:
         return ""
@@ -66,11 +78,10 @@ def distribution(peers: list[float], own: float | None, title: str, unit: str, w
     plot_w, plot_h = width - left - right, height - upper - lower
     step = plot_w / bins
     parts = [
-        f'<svg class="chart" viewBox="0 0 {width} {height}" width="100%" style="max-width:{width}px;height:auto" '
-        f'role="img" aria-label="{escape(title)}">',
+        _open(width, height, title),
         f"<title>{escape(title)}</title>",
         f'<text x="{left}" y="14" font-size="11" fill="{MUTED}">{top} kollegor</text>',
-        f'<line x1="{left}" y1="{upper + plot_h}" x2="{width - right}" y2="{upper + plot_h}" stroke="{MUTED}"/>',
+        _axis(left, upper + plot_h, width - right),
     ]
     for i, count in enumerate(counts):
         h = count / top * plot_h
@@ -91,8 +102,9 @@ def distribution(peers: list[float], own: float | None, title: str, unit: str, w
         anchor = "end" if x > width / 2 else "start"
         dx = -4 if anchor == "end" else 4
         parts.append(
-            f'<line class="own" x1="{x:.1f}" y1="{upper - 4}" x2="{x:.1f}" y2="{upper + plot_h}" stroke="{MARK}" '
-            f'stroke-width="3"><title>den flaggade: {escape(_number(own))} {escape(unit)}</title></line>'
+            f'<line class="own" x1="{x:.1f}" y1="{upper - 4}" x2="{x:.1f}" y2="{upper + plot_h}" '
+            f'stroke="{MARK}" stroke-width="3"><title>den flaggade: {escape(_number(own))} '
+            f"{escape(unit)}</title></line>"
             f'<text x="{x + dx:.1f}" y="{upper + 8}" font-size="11" text-anchor="{anchor}" fill="{MARK}">'
             f"den flaggade: {escape(_number(own))}</text>"
         )

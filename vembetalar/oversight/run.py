@@ -144,7 +144,7 @@ def steps() -> list[Step]:
             continue
         current: tuple[str, StepKind] | None = None
         lines: list[str] = []
-        for line in entry.read_text(encoding="utf-8").splitlines() + ["-- step: _end view"]:
+        for line in [*entry.read_text(encoding="utf-8").splitlines(), "-- step: _end view"]:
             header = STEP_HEADER.match(line)
             if header:
                 if current is not None:

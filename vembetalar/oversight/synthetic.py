@@ -287,7 +287,8 @@ def _patients(world: World, rng: np.random.Generator, prescriber: np.ndarray) ->
     slot = (prescriber % 5) * (size // 5)
     own = slot + rng.integers(0, size // 5, size=len(prescriber))
     anyone = rng.integers(0, size, size=len(prescriber))
-    return workplace * size + np.where(rng.random(len(prescriber)) < 0.85, own, anyone)
+    chosen: np.ndarray = workplace * size + np.where(rng.random(len(prescriber)) < 0.85, own, anyone)
+    return chosen
 
 
 def _pharmacies(
@@ -299,7 +300,8 @@ def _pharmacies(
     per = world.pharmacies_per_region
     home = (patient * 2654435761) % per
     other = rng.integers(0, per, size=len(patient))
-    return region * per + np.where(rng.random(len(patient)) < 0.85, home, other)
+    chosen: np.ndarray = region * per + np.where(rng.random(len(patient)) < 0.85, home, other)
+    return chosen
 
 
 def _atc_for(rng: np.random.Generator, specialties: np.ndarray) -> np.ndarray:
@@ -338,7 +340,7 @@ def _month_counts(world: World, rows: int) -> np.ndarray:
     months = np.arange(world.months)
     calendar = (world.start.month - 1 + months) % 12
     weight = SEASON[calendar] * (1.0 + 0.03 * months / 12)
-    counts = np.floor(rows * weight / weight.sum()).astype(int)
+    counts: np.ndarray = np.floor(rows * weight / weight.sum()).astype(int)
     counts[-1] += rows - counts.sum()
     return counts
 

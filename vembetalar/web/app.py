@@ -27,8 +27,7 @@ from vembetalar.rules.pack import load_packs
 from vembetalar.security import hash_password, new_secret
 from vembetalar.store import repo
 from vembetalar.store.db import make_engine, migrate, session_factory
-from vembetalar.web import api, apidoc, billing_pages, pages, registry_pages, tokens
-from vembetalar.web import oversight_pages  # issue 9
+from vembetalar.web import api, apidoc, billing_pages, oversight_pages, pages, registry_pages, tokens
 from vembetalar.web.auth import CsrfFailed, NotAuthenticated, Principal, PrincipalCache
 from vembetalar.web.guard import NOT_AUTHENTICATED, RequestGuard
 from vembetalar.web.ratelimit import LoginThrottle

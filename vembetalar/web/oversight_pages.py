@@ -77,7 +77,15 @@ def flag_list(
     )
 
 
-def _detail(request: Request, user: Principal, db: Any, flag_id: str, *, error: str | None = None, status_code: int = 200) -> HTMLResponse:
+def _detail(
+    request: Request,
+    user: Principal,
+    db: Any,
+    flag_id: str,
+    *,
+    error: str | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
     actor = _actor(user)
     flag = review.get_flag(db, actor, flag_id)
     return render(
