@@ -150,41 +150,66 @@ def _chunks(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.Table]:
 
 
 # ---------------------------------------------------------------- checking (one SQL per chunk)
-def _text(name: str) -> str:
-    return f"NULLIF(trim(CAST(\"{name}\" AS VARCHAR)), '')"
+def native(column: Column, arrow_type: pa.DataType) -> bool:
+    """Whether a (Parquet) column already has the contract's type, so it needs no parsing."""
+    if column.kind == "date":
+        return bool(pa.types.is_date(arrow_type))
+    if column.kind in ("count", "int"):
+        return bool(pa.types.is_integer(arrow_type))
+    if column.kind == "float":
+        return bool(pa.types.is_floating(arrow_type) or pa.types.is_integer(arrow_type))
+    if column.kind == "bool":
+        return bool(pa.types.is_boolean(arrow_type))
+    return False
 
 
-def _reasons(column: Column) -> list[str]:
-    """SQL expressions, each a Swedish reason or NULL, for one column's value ``v``."""
-    v, n = _text(column.name), column.name
+def _cleaned(column: Column, is_native: bool) -> str:
+    """The inner query's column: typed values as they are, text trimmed and '' as NULL."""
+    n = column.name
+    return f'"{n}"' if is_native else f'NULLIF(trim(CAST("{n}" AS VARCHAR)), \'\') AS "{n}"'
+
+
+def _reasons(column: Column, is_native: bool, any_personnummer: bool) -> list[str]:
+    """SQL expressions, each a Swedish reason or NULL, for one column's (cleaned) value."""
+    n = column.name
+    v = f'"{n}"'
     out = []
     if column.required:
         out.append(f"CASE WHEN {v} IS NULL THEN '{n} saknas' END")
-    if column.kind == "date":
+    if column.kind == "date" and not is_native:
         out.append(
             f"CASE WHEN {v} IS NOT NULL AND NOT (regexp_matches({v}, '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}$') "
             f"AND TRY_CAST({v} AS DATE) IS NOT NULL) THEN '{n} är inte ett datum (ÅÅÅÅ-MM-DD)' END"
         )
     elif column.kind == "count":
+        x = v if is_native else f"TRY_CAST({v} AS BIGINT)"
+        shape = ""
+        if not is_native:
+            shape = f"WHEN {v} IS NOT NULL AND NOT regexp_matches({v}, '^-?[0-9]+$') "
+            shape += f"THEN '{n} är inte ett heltal' "
         out.append(
-            f"CASE WHEN {v} IS NOT NULL AND NOT regexp_matches({v}, '^-?[0-9]+$') "
-            f"THEN '{n} är inte ett heltal' "
-            f"WHEN {v} IS NOT NULL AND TRY_CAST({v} AS BIGINT) < 1 THEN '{n} måste vara minst 1' "
-            f"WHEN {v} IS NOT NULL AND TRY_CAST({v} AS BIGINT) > 1000000 THEN '{n} är orimligt stort' END"
+            f"CASE {shape}WHEN {x} < 1 THEN '{n} måste vara minst 1' "
+            f"WHEN {x} > 1000000 THEN '{n} är orimligt stort' END"
         )
     elif column.kind == "int":
+        shape = "TRUE" if is_native else f"regexp_matches({v}, '^[0-9]{{4}}$')"
+        x = v if is_native else f"TRY_CAST({v} AS INTEGER)"
         out.append(
-            f"CASE WHEN {v} IS NOT NULL AND NOT (regexp_matches({v}, '^[0-9]{{4}}$') "
-            f"AND TRY_CAST({v} AS INTEGER) BETWEEN 1880 AND 2100) THEN '{n} är inte ett årtal' END"
+            f"CASE WHEN {v} IS NOT NULL AND NOT ({shape} AND {x} BETWEEN 1880 AND 2100) "
+            f"THEN '{n} är inte ett årtal' END"
         )
     elif column.kind == "float":
-        x = f"TRY_CAST({v} AS DOUBLE)"
-        out.append(
-            f"CASE WHEN {v} IS NOT NULL AND {x} IS NULL THEN '{n} är inte ett tal (punkt som decimaltecken)' "
-            f"WHEN {v} IS NOT NULL AND NOT isfinite({x}) THEN '{n} är NaN eller oändligt' "
-            f"WHEN {v} IS NOT NULL AND {x} < 0 THEN '{n} får inte vara negativt' END"
+        x = f"CAST({v} AS DOUBLE)" if is_native else f"TRY_CAST({v} AS DOUBLE)"
+        parse = (
+            ""
+            if is_native
+            else f"WHEN {v} IS NOT NULL AND {x} IS NULL THEN '{n} är inte ett tal (punkt som decimaltecken)' "
         )
-    elif column.kind == "bool":
+        out.append(
+            f"CASE {parse}WHEN NOT isfinite({x}) THEN '{n} är NaN eller oändligt' "
+            f"WHEN {x} < 0 THEN '{n} får inte vara negativt' END"
+        )
+    elif column.kind == "bool" and not is_native:
         out.append(
             f"CASE WHEN {v} IS NOT NULL AND lower({v}) NOT IN ('true', 'false', '1', '0') "
             f"THEN '{n} ska vara true eller false' END"
@@ -199,7 +224,7 @@ def _reasons(column: Column) -> list[str]:
             f"CASE WHEN {v} IS NOT NULL AND NOT regexp_matches(upper({v}), '{ATC_SHAPE}') "
             f"THEN '{n} är inte en ATC-kod' END"
         )
-    elif column.kind == "pseudonym":
+    elif column.kind == "pseudonym" and any_personnummer:
         out.append(
             f"CASE WHEN {v} IN (SELECT value FROM personnummer_values) "
             f"THEN '{n} är ett personnummer eller samordningsnummer' END"
@@ -207,8 +232,11 @@ def _reasons(column: Column) -> list[str]:
     return out
 
 
-def _typed(column: Column) -> str:
-    v, n = _text(column.name), column.name
+def _typed(column: Column, is_native: bool) -> str:
+    v, n = f'"{column.name}"', column.name
+    target = {"date": "DATE", "count": "INTEGER", "int": "INTEGER", "float": "DOUBLE", "bool": "BOOLEAN"}
+    if is_native:
+        return f'CAST({v} AS {target[column.kind]}) AS "{n}"'
     if column.kind == "date":
         return f'TRY_CAST({v} AS DATE) AS "{n}"'
     if column.kind in ("count", "int"):
@@ -222,21 +250,24 @@ def _typed(column: Column) -> str:
     return f'{v} AS "{n}"'
 
 
-CHECK_SQL = (
-    "SELECT _row, concat_ws('; ', "
-    + ", ".join(r for c in COLUMNS for r in _reasons(c))
-    + ") AS _reason, "
-    + ", ".join(_typed(c) for c in COLUMNS)
-    + ", "
-    + ", ".join(f'CAST("{c.name}" AS VARCHAR) AS "_raw_{c.name}"' for c in COLUMNS)
-    + " FROM chunk"
-)
+def check_sql(schema: pa.Schema, any_personnummer: bool) -> str:
+    """One statement giving every row of ``chunk`` its reasons ('' when good) and typed values."""
+    kinds = {c.name: native(c, schema.field(c.name).type) for c in COLUMNS}
+    reasons = [r for c in COLUMNS for r in _reasons(c, kinds[c.name], any_personnummer)]
+    return (
+        f"SELECT _row, concat_ws('; ', {', '.join(reasons)}) AS _reason, "
+        + ", ".join(_typed(c, kinds[c.name]) for c in COLUMNS)
+        + " FROM (SELECT _row, "
+        + ", ".join(_cleaned(c, kinds[c.name]) for c in COLUMNS)
+        + " FROM chunk) t"
+    )
 
 
 def _masked_row() -> str:
     """The raw row as ``name=value`` pairs, every personnummer-like run of digits masked."""
     parts = ", ".join(
-        f"'{c.name}=' || coalesce(regexp_replace(\"_raw_{c.name}\", '{PNR_ANYWHERE}', '\\1-****', 'g'), '')"
+        f"'{c.name}=' || coalesce(regexp_replace(CAST(c.\"{c.name}\" AS VARCHAR), '{PNR_ANYWHERE}', "
+        f"'\\1-****', 'g'), '')"
         for c in COLUMNS
     )
     return f"concat_ws(' | ', {parts})"
@@ -314,7 +345,7 @@ def _check_chunk(
     ).fetchall()
     found = [value for (value,) in shapes if is_personnummer(value)]
     con.register("personnummer_values", pa.table({"value": pa.array(found, pa.string())}))
-    con.execute(f"CREATE OR REPLACE TEMP TABLE checked AS {CHECK_SQL}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE checked AS {check_sql(table.schema, bool(found))}")
     names = ", ".join(f'"{c.name}"' for c in COLUMNS)
     found_good = con.execute("SELECT count(*) FROM checked WHERE _reason = ''").fetchone()
     good = int(found_good[0]) if found_good else 0
@@ -326,7 +357,10 @@ def _check_chunk(
             f"WHERE _reason = '') TO '{out_dir}' (FORMAT parquet, PARTITION_BY (month), "
             f"FILENAME_PATTERN '{prefix}_{{i}}', OVERWRITE_OR_IGNORE true)"
         )
-    bad = con.execute(f"SELECT _row, _reason, {_masked_row()} FROM checked WHERE _reason <> '' ORDER BY _row")
+    bad = con.execute(
+        f"SELECT k._row, k._reason, {_masked_row()} FROM checked k JOIN chunk c ON c._row = k._row "
+        f"WHERE k._reason <> '' ORDER BY k._row"
+    )
     while rows := bad.fetchmany(10_000):
         for row, reason, masked in rows:
             writer.writerow([report.file, row, reason, masked])

@@ -219,9 +219,11 @@ def _month_start(start: dt.date, offset: int) -> dt.date:
 
 
 def build_world(rows: int, rng: np.random.Generator, start: dt.date, months: int) -> World:
-    """Workplaces and prescribers sized for ``rows`` dispensings (about 400 per prescriber)."""
+    """Workplaces and prescribers sized for ``rows`` dispensings."""
     regions = REGIONS[: 1 if rows < 2_000_000 else len(REGIONS)]
-    per_region = max(120, rows // 400 // len(regions))
+    # About 400 dispensings a prescriber in small sets; a national set (100 M) has about 40 000
+    # prescribers, 2 500 dispensings each over two years.
+    per_region = max(120, min(8_000, rows // 400 // len(regions)))
     wp_code: list[str] = []
     wp_region: list[str] = []
     wp_care: list[str] = []
