@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from vembetalar.oversight.engines import Engine, StepKind, make_engine
+from vembetalar.oversight.engines import Engine, EngineError, StepKind, make_engine
 from vembetalar.oversight.schema import WatchGroup, load_watchlist
 from vembetalar.oversight.store import Store
 
@@ -210,13 +210,24 @@ def run(
         engine.load(store, watch)
         values = parameters(options, date_from, date_to, engine)
         plan = steps()
-        for done, step in enumerate(plan, start=1):
-            engine.keep(step.name, step.sql.format(**values), step.kind)
-            if progress:
-                progress(step.name, done, len(plan))
-        # Each indicator's flags fetched on their own (a UNION of Spark's checkpointed steps
-        # trips its constraint propagation); they share one shape.
-        rows = [row for name in INDICATORS for row in engine.fetch(f"SELECT * FROM flags_{name}")]
+        current = "start"
+        try:
+            for done, step in enumerate(plan, start=1):
+                current = step.name
+                engine.keep(step.name, step.sql.format(**values), step.kind)
+                if progress:
+                    progress(step.name, done, len(plan))
+            # Each indicator's flags fetched on their own (a UNION of Spark's checkpointed steps
+            # trips its constraint propagation); they share one shape.
+            rows = []
+            for name in INDICATORS:
+                current = f"flags_{name}"
+                rows += engine.fetch(f"SELECT * FROM flags_{name}")
+        except Exception as exc:  # the engine's own errors (memory, disk, a broken file), one line
+            message = str(exc).splitlines()[0][:200] if str(exc) else ""
+            raise EngineError(
+                f"{engine.name}: steget {current} misslyckades ({type(exc).__name__}: {message})"
+            ) from None
     finally:
         if own:
             engine.close()

@@ -1,7 +1,7 @@
 -- watched_volume: uttag, DDD and benefit cost of each watched group per prescriber and workplace,
 -- against peers (zeros included: a peer who never prescribes the group counts as 0).
 
--- step: wv_raw table
+-- step: wv_raw view
 SELECT 'prescriber' AS entity_kind, prescriber AS entity_code, group_code,
   sum(n) AS n, sum(ddd) AS ddd, sum(cost) AS cost
 FROM aggw GROUP BY prescriber, group_code
@@ -10,7 +10,7 @@ SELECT 'workplace' AS entity_kind, workplace AS entity_code, group_code,
   sum(n) AS n, sum(ddd) AS ddd, sum(cost) AS cost
 FROM aggw GROUP BY workplace, group_code
 
--- step: wv table
+-- step: wv view
 SELECT e.entity_kind, e.entity_code, e.peer_group, g.group_code AS subject,
   CAST(coalesce(r.n, 0) AS DOUBLE) AS n,
   CAST(coalesce(r.ddd, 0) AS DOUBLE) AS ddd,
@@ -35,7 +35,7 @@ SELECT entity_kind, peer_group, subject, measure, count(*) AS peer_n,
   CASE WHEN sum(n) > 0 THEN sum(value) / sum(n) ELSE 0 END AS per_uttag
 FROM wv_long GROUP BY entity_kind, peer_group, subject, measure
 
--- step: wv_mad table
+-- step: wv_mad view
 SELECT s.entity_kind, s.peer_group, s.subject, s.measure,
   percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(l.value - s.med)) AS mad
 FROM wv_long l JOIN wv_stats s
@@ -46,7 +46,7 @@ GROUP BY s.entity_kind, s.peer_group, s.subject, s.measure
 -- The spread is never below {floor_uttag} uttag's worth of the measure (at the peers' typical
 -- DDD and cost per uttag), nor below {relative_floor} × the median: list size and part time alone
 -- make such differences ordinary. Counts also get the Poisson spread sqrt(median).
--- step: wv_scored table
+-- step: wv_scored view
 SELECT l.entity_kind, l.entity_code, l.peer_group, l.subject, l.measure, l.value, l.n, l.ddd, l.cost,
   s.peer_n,
   (l.value - s.med) / greatest(1.4826 * m.mad, (s.q3 - s.q1) / 1.349, {relative_floor} * s.med,
@@ -59,7 +59,7 @@ JOIN wv_mad m ON l.entity_kind = m.entity_kind AND l.peer_group = m.peer_group
   AND l.subject = m.subject AND l.measure = m.measure
 WHERE l.n > 0
 
--- step: wv_flagged table
+-- step: wv_flagged view
 SELECT entity_kind, entity_code, peer_group, subject, measure, value, n, ddd, cost, peer_n, score
 FROM (
   SELECT *, row_number() OVER (PARTITION BY entity_kind, entity_code, subject
@@ -69,7 +69,7 @@ FROM (
 WHERE rn = 1 AND score >= {min_score} AND peer_n >= {min_peers}
 
 -- The explanation shows the other peers' median and 99th percentile (the entity left out).
--- step: flags_watched_volume table
+-- step: flags_watched_volume view
 SELECT 'watched_volume' AS indicator, f.entity_kind, f.entity_code, f.subject, f.measure, f.peer_group,
   f.value, f.peer_n,
   percentile_cont(0.5) WITHIN GROUP (ORDER BY l.value) AS med,

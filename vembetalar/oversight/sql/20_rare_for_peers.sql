@@ -9,15 +9,15 @@ UNION ALL
 SELECT 'workplace' AS entity_kind, workplace AS entity_code, atc, sum(n) AS n
 FROM agg GROUP BY workplace, atc
 
--- step: rp_peers table
+-- step: rp_peers view
 SELECT entity_kind, peer_group, count(*) AS peer_n FROM ent GROUP BY entity_kind, peer_group
 
--- step: rp_users table
+-- step: rp_users view
 SELECT e.entity_kind, e.peer_group, v.atc, count(*) AS users
 FROM rp_values v JOIN ent e ON v.entity_kind = e.entity_kind AND v.entity_code = e.entity_code
 GROUP BY e.entity_kind, e.peer_group, v.atc
 
--- step: flags_rare_for_peers table
+-- step: flags_rare_for_peers view
 SELECT 'rare_for_peers' AS indicator, v.entity_kind, v.entity_code, v.atc AS subject,
   'uttag' AS measure, e.peer_group, CAST(v.n AS DOUBLE) AS value, p.peer_n,
   CAST(0 AS DOUBLE) AS med, CAST(NULL AS DOUBLE) AS p99,

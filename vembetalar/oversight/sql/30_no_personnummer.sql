@@ -19,12 +19,12 @@ SELECT peer_group, count(*) AS peer_n,
   percentile_cont(0.99) WITHIN GROUP (ORDER BY value) AS p99
 FROM np_values GROUP BY peer_group
 
--- step: np_mad table
+-- step: np_mad view
 SELECT s.peer_group, percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(v.value - s.med)) AS mad
 FROM np_values v JOIN np_stats s ON v.peer_group = s.peer_group
 GROUP BY s.peer_group
 
--- step: flags_no_personnummer table
+-- step: flags_no_personnummer view
 SELECT 'no_personnummer' AS indicator, 'prescriber' AS entity_kind, v.entity_code,
   'watched' AS subject, 'uttag' AS measure, v.peer_group, v.value, s.peer_n, s.med, s.p99,
   (v.value - s.med) / greatest(1.4826 * m.mad, (s.q3 - s.q1) / 1.349, {relative_floor} * s.med,

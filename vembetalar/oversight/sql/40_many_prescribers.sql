@@ -11,7 +11,7 @@ SELECT patient, group_code,
   least(count(DISTINCT prescriber), count(DISTINCT pharmacy)) AS bound
 FROM pw GROUP BY patient, group_code
 
--- step: pw_windows table
+-- step: pw_windows view
 SELECT a.patient, a.group_code, a.day_no AS anchor,
   count(DISTINCT b.prescriber) AS n_prescribers, count(DISTINCT b.pharmacy) AS n_pharmacies
 FROM (
@@ -46,12 +46,12 @@ SELECT group_code, count(*) AS peer_n,
   percentile_cont(0.99) WITHIN GROUP (ORDER BY value) AS p99
 FROM mp_values GROUP BY group_code
 
--- step: mp_mad table
+-- step: mp_mad view
 SELECT s.group_code, percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(v.value - s.med)) AS mad
 FROM mp_values v JOIN mp_stats s ON v.group_code = s.group_code
 GROUP BY s.group_code
 
--- step: flags_many_prescribers table
+-- step: flags_many_prescribers view
 SELECT 'many_prescribers' AS indicator, 'patient' AS entity_kind, v.patient AS entity_code,
   v.group_code AS subject, 'förskrivare och apotek' AS measure, v.group_code AS peer_group,
   v.value, s.peer_n, s.med, s.p99,

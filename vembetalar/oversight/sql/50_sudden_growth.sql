@@ -5,7 +5,7 @@
 -- Only entities active (any ATC) in at least half of the earlier months are scored, so a
 -- newcomer is not "growth".
 
--- step: sg_active table
+-- step: sg_active view
 SELECT entity_kind, entity_code FROM (
   SELECT 'prescriber' AS entity_kind, a.prescriber AS entity_code, count(DISTINCT a.month_no) AS active
   FROM agg a JOIN months m ON a.month_no = m.month_no WHERE m.recent = 0 GROUP BY a.prescriber
@@ -40,7 +40,7 @@ SELECT entity_kind, entity_code, group_code, count(*) AS base_months,
   percentile_cont(0.99) WITHIN GROUP (ORDER BY n) AS p99
 FROM sg_filled WHERE recent = 0 GROUP BY entity_kind, entity_code, group_code
 
--- step: sg_mad table
+-- step: sg_mad view
 SELECT b.entity_kind, b.entity_code, b.group_code,
   percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(f.n - b.med)) AS mad
 FROM sg_filled f JOIN sg_base b ON f.entity_kind = b.entity_kind AND f.entity_code = b.entity_code
@@ -48,11 +48,11 @@ FROM sg_filled f JOIN sg_base b ON f.entity_kind = b.entity_kind AND f.entity_co
 WHERE f.recent = 0
 GROUP BY b.entity_kind, b.entity_code, b.group_code
 
--- step: sg_recent table
+-- step: sg_recent view
 SELECT entity_kind, entity_code, group_code, sum(n) AS total, sum(n) / count(*) AS mean
 FROM sg_filled WHERE recent = 1 GROUP BY entity_kind, entity_code, group_code
 
--- step: flags_sudden_growth table
+-- step: flags_sudden_growth view
 SELECT 'sudden_growth' AS indicator, r.entity_kind, r.entity_code, r.group_code AS subject,
   'uttag per månad' AS measure, 'egen historik' AS peer_group, r.mean AS value,
   b.base_months AS peer_n, b.med, b.p99,

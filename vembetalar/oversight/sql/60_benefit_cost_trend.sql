@@ -3,7 +3,7 @@
 -- {cost_smoothing})), compared with the same ratio of its peer workplaces (same care type and
 -- region): a workplace whose costs grow like everyone's is not a finding.
 
--- step: bc_values table
+-- step: bc_values view
 SELECT e.entity_code, e.peer_group,
   CAST(coalesce(sum(CASE WHEN m.recent = 1 THEN a.cost END), 0) AS DOUBLE)
     / (SELECT count(*) FROM months WHERE recent = 1) AS recent_mean,
@@ -28,12 +28,12 @@ SELECT peer_group, count(*) AS peer_n,
   percentile_cont(0.99) WITHIN GROUP (ORDER BY value) AS p99
 FROM bc_growth GROUP BY peer_group
 
--- step: bc_mad table
+-- step: bc_mad view
 SELECT s.peer_group, percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(g.value - s.med)) AS mad
 FROM bc_growth g JOIN bc_stats s ON g.peer_group = s.peer_group
 GROUP BY s.peer_group
 
--- step: flags_benefit_cost_trend table
+-- step: flags_benefit_cost_trend view
 SELECT 'benefit_cost_trend' AS indicator, 'workplace' AS entity_kind, g.entity_code,
   'förmånskostnad' AS subject, 'tillväxt' AS measure, g.peer_group, g.value, s.peer_n, s.med, s.p99,
   (g.value - s.med) / greatest(1.4826 * m.mad, (s.q3 - s.q1) / 1.349, {floor_growth}) AS score,
