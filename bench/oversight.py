@@ -85,7 +85,8 @@ def quality(source: Path, flags_file: Path) -> dict[str, float]:
         workplaces = {
             ("workplace", str(code))
             for (code,) in duckdb.sql(
-                f"SELECT DISTINCT workplace_code FROM read_parquet('{source}') WHERE prescriber_code IN ({codes})"
+                f"SELECT DISTINCT workplace_code FROM read_parquet('{source}') "
+                f"WHERE prescriber_code IN ({codes})"
             ).fetchall()
         }
     wanted = {(p.entity_kind, p.entity_code) for p in planted}
@@ -129,14 +130,16 @@ def main() -> None:
     if not source.exists():
         seconds, rss, _ = _child(["--phase", "generate", "--rows", str(args.rows), "--path", str(source)])
         print(
-            f"generated {args.rows:,} rows in {seconds:.0f} s (peak {rss / 2**30:.1f} GiB), {source.stat().st_size / 2**30:.2f} GiB"
+            f"generated {args.rows:,} rows in {seconds:.0f} s (peak {rss / 2**30:.1f} GiB), "
+            f"{source.stat().st_size / 2**30:.2f} GiB"
         )
     if args.reimport or not store.exists():
         shutil.rmtree(store, ignore_errors=True)
         seconds, rss, output = _child(["--phase", "import", "--path", str(source), "--store", str(store)])
         report = json.loads(output.strip().splitlines()[-1])
         print(
-            f"import: {report['imported']:,} rows in {seconds:.1f} s = {report['imported'] / seconds:,.0f} rows/s, "
+            f"import: {report['imported']:,} rows in {seconds:.1f} s = "
+            f"{report['imported'] / seconds:,.0f} rows/s, "
             f"peak {rss / 2**30:.2f} GiB, {report['rejected']} rejected"
         )
     size = sum(p.stat().st_size for p in store.rglob("*.parquet"))
