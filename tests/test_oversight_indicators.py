@@ -62,15 +62,29 @@ def test_a_busier_peer_at_twice_the_median_is_not_a_finding(tmp_path: Path) -> N
 
 
 def test_rare_for_peers_is_learned_from_the_data(tmp_path: Path) -> None:
-    # Only GP 6 gives botulinum toxin (8 uttag): 0 of 5 peers prescribe it, score 8 / 2 = 4.
-    extra = rows(8, prescriber_code=GPS[5], workplace_code="W2", atc="M03AX01", patient_pseudonym="B")
+    # Only GP 6 gives liraglutide (8 uttag): 0 of 5 peers prescribe it, score 8 / 2 = 4.
+    extra = rows(8, prescriber_code=GPS[5], workplace_code="W2", atc="A10BJ02", patient_pseudonym="B")
     flags = _flags(store_with(tmp_path, _peers_with(extra)), "rare_for_peers")
     assert [(f.entity_kind, f.entity_code, f.subject, f.score) for f in flags] == [
-        ("prescriber", GPS[5], "M03AX01", 4.0)
+        ("prescriber", GPS[5], "A10BJ02", 4.0)
     ]
     assert flags[0].explanation.endswith(
         "av 5 kollegor inom LK allmänmedicin i region 13 har 0 förskrivit den alls"
     )
+
+
+def test_a_rare_watched_substance_is_one_finding_not_two(tmp_path: Path) -> None:
+    # Botulinum toxin is rare among the peers and watched: watched_volume flags it (8 / 2 = 4),
+    # rare_for_peers does not repeat it.
+    extra = rows(8, prescriber_code=GPS[5], workplace_code="W2", atc="M03AX01", patient_pseudonym="B")
+    flags = [
+        f
+        for f in run(store_with(tmp_path, _peers_with(extra)), Options()).flags
+        if f.entity_kind == "prescriber"
+    ]
+    assert [(f.indicator, f.entity_code, f.subject, f.score) for f in flags] == [
+        ("watched_volume", GPS[5], "botulinum_toxin", 4.0)
+    ]
 
 
 def test_a_substance_two_peers_share_is_not_rare(tmp_path: Path) -> None:

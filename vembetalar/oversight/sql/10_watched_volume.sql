@@ -59,7 +59,7 @@ JOIN wv_mad m ON l.entity_kind = m.entity_kind AND l.peer_group = m.peer_group
   AND l.subject = m.subject AND l.measure = m.measure
 WHERE l.n > 0
 
--- step: wv_flagged view
+-- step: wv_flagged table
 SELECT entity_kind, entity_code, peer_group, subject, measure, value, n, ddd, cost, peer_n, score
 FROM (
   SELECT *, row_number() OVER (PARTITION BY entity_kind, entity_code, subject
