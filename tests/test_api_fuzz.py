@@ -165,6 +165,18 @@ _VALID_BODIES: dict[str, Any] = {
         "note": "anteckning",
     },
     "/api/v1/cases/{case_id}/steps": {"step": "contacted", "note": "ringt"},
+    "/api/v1/cases/{case_id}/sesam-request": {
+        "personnummer": "19121212-1212",
+        "name": "Tolvan Tolvansson",
+        "street_address": "Storgatan 7",
+        "postcode": "291 33",
+        "town": "Kristianstad",
+        "phone": "070-123 45 67",
+        "prescriber_name": "Sara Sköterska",
+        "prescriber_email": "sara@skane.se",
+        "delivery": "pdf",
+    },
+    "/api/v1/cases/{case_id}/order-copy": {},
     "/api/v1/payment-commitments": {
         "case_id": "CASE",
         "issuer": "region:13",

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from peppol_check import fatal_findings
 from sqlalchemy import func, select
-from test_api import HALLAND_AT_VGR, create, take
+from test_api import HALLAND_AT_VGR, create, events_of, step, take
 from webapp import TODAY
 from webapp import TestApp as Desk
 
@@ -163,6 +163,82 @@ def test_varmland_one_invoice_for_several_patients_marked_by_number(desk: Desk) 
     xml = to_ubl(doc)
     assert fatal_findings(xml) == []
     assert "Anna" not in xml.decode() and "Berg" not in xml.decode()
+
+
+KARLSTAD_SELF_CARE = {
+    **KARLSTAD_ANNEX_REGION,
+    "patient": {**KARLSTAD_ANNEX_REGION["patient"], "housing": "ordinary", "home_care_weeks": 0},
+    "care": {"region": "17", "self_care": True, "discharge": False},
+}
+
+
+def test_self_care_is_invoiced_to_the_deciding_units_organisation_naming_the_unit(desk: Desk) -> None:
+    """Seed 004: "Kostnader för hjälpmedel och produkter som används vid egenvård tillhör den
+    enhet/mottagning som bedömt och beslutat om egenvård" — and "Om vårdtagaren har Egenvård skall
+    även detta framgå". The case names the unit before anything is delivered; the invoice goes to
+    that unit's organisation (Region Värmland), names the unit and says "Egenvård: ja"."""
+    registry(desk)
+    mas = desk.api("mas.karlstad")
+    case = create(mas, KARLSTAD_SELF_CARE, patient_name="Elsa Ek")
+    assert case["decision"]["payer"] == "unit" and case["invoicer"] == "kommun:1780"
+    refused = step(mas, case["id"], "delivered", line=VARMLAND_LINE)
+    assert refused.status_code == 409 and "egenvården" in refused.json()["detail"]
+    unit = {"organisation": "region:17", "name": "Diabetesmottagningen, CSK"}
+    named = take(mas, case["id"], "unit_named", unit=unit)
+    assert named["self_care_unit"] == unit
+    take(mas, case["id"], "delivered", line=VARMLAND_LINE)
+    (event,) = events_of(mas, case["id"])
+    assert event["recipient"] == "region:17" and event["issuer"] == "kommun:1780"
+    # The paying region now takes part in the case: it reads it.
+    assert desk.api("faktura.varmland").get(f"/api/v1/cases/{case['id']}").status_code == 200
+
+    report = run(desk, "kommun:1780", "2023-10")
+    (invoice,) = report.invoices
+    doc = document_from_json(invoice.document_json)
+    assert doc.buyer_reference == "9640028" and doc.buyer.endpoint == "0007:2321000156"
+    properties = dict(doc.lines[0].properties)
+    assert properties["Egenvård"] == "ja"
+    assert properties["Enhet som beslutat om egenvården"] == "Diabetesmottagningen, CSK"
+    assert fatal_findings(to_ubl(doc)) == []
+
+
+def test_self_care_decided_by_the_municipality_itself_bills_nothing(desk: Desk) -> None:
+    mas = desk.api("mas.karlstad")
+    case_id = create(mas, KARLSTAD_SELF_CARE)["id"]
+    take(mas, case_id, "unit_named", unit={"organisation": "kommun:1780", "name": "Hemsjukvården"})
+    body = take(mas, case_id, "delivered", line=VARMLAND_LINE)
+    assert events_of(mas, case_id) == []
+    (delivery,) = [p for p in body["plan"] if p["step"] == "delivered"]
+    assert "hör till Karlstad" in delivery["why"]
+
+
+def test_self_care_unit_of_an_organisation_the_agreement_gives_no_route_to_is_listed(desk: Desk) -> None:
+    registry(desk)
+    mas = desk.api("mas.karlstad")
+    case_id = create(mas, KARLSTAD_SELF_CARE)["id"]
+    take(mas, case_id, "unit_named", unit={"organisation": "region:13", "name": "Vårdcentral i Halland"})
+    take(mas, case_id, "delivered", line=VARMLAND_LINE)
+    report = run(desk, "kommun:1780", "2023-10")
+    assert report.invoices == []
+    (pending,) = report.pending
+    assert "gäller Region Värmland, inte Region Halland" in pending.reason
+
+
+@pytest.mark.parametrize(
+    ("unit", "status", "words"),
+    [
+        ({"organisation": "region:99", "name": "X"}, 422, "unit.organisation"),
+        ({"organisation": "kommun:1780", "name": "   "}, 422, "unit.name"),
+        (None, 422, "unit:"),
+    ],
+)
+def test_a_self_care_unit_must_be_a_known_organisation_and_a_name(
+    desk: Desk, unit: dict[str, str] | None, status: int, words: str
+) -> None:
+    mas = desk.api("mas.karlstad")
+    case_id = create(mas, KARLSTAD_SELF_CARE)["id"]
+    response = step(mas, case_id, "unit_named", **({"unit": unit} if unit else {}))
+    assert response.status_code == status and words in response.text, response.text
 
 
 def test_an_issuer_missing_from_the_registry_is_told_what_is_missing(desk: Desk) -> None:

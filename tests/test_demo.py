@@ -92,7 +92,7 @@ def test_demo_load_twice_adds_nothing_and_every_route_invoices_at_once(demo_db: 
     first = invoke(demo_db, "demo", "load")
     assert first.exit_code == 0, first.output
     loaded = counts(demo_db)
-    assert loaded[0] == ALL_CASES and loaded[1] == sum(len(c["lines"]) for c in invoicing_cases())
+    assert loaded[0] == ALL_CASES and loaded[1] == sum(len(c.get("lines") or []) for c in invoicing_cases())
     second = invoke(demo_db, "demo", "load")
     assert second.exit_code == 0, second.output
     assert "inget lades till" in second.output
@@ -123,7 +123,11 @@ def test_demo_load_twice_adds_nothing_and_every_route_invoices_at_once(demo_db: 
     (varmland,) = invoices(demo_db, "2023-10")
     doc = document_from_json(varmland.document_json)
     assert varmland.issuer == "kommun:1780" and doc.buyer_reference == "9640028"
-    assert [dict(line.properties)["Patient"] for line in doc.lines] == ["1 (GG)", "2 (SS)", "1 (GG)"]
+    properties = [dict(line.properties) for line in doc.lines]
+    assert [p["Patient"] for p in properties] == ["1 (GG)", "2 (EE)", "3 (SS)", "1 (GG)"]
+    # Elsa Ek's self-care: the deciding unit (a Region Värmland clinic) is named on her line.
+    assert properties[1]["Egenvård"] == "ja"
+    assert "Diabetesmottagningen" in properties[1]["Enhet som beslutat om egenvården"]
     (xml,) = october.glob("*.xml")
     assert fatal_findings(xml.read_bytes()) == []
     assert b"Greta" not in xml.read_bytes()

@@ -204,7 +204,7 @@ def snapshot(path: Path) -> dict[str, Any]:
                 e.product_name,
                 e.varunummer,
                 e.created_by,
-                json.dumps(e.decision_json, sort_keys=True),
+                json.dumps(e.decision_data, sort_keys=True),
             )
             for e in db.scalars(select(BillableEvent))
         )

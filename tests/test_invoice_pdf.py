@@ -334,10 +334,10 @@ def test_no_outside_resources_are_fetched() -> None:
     from weasyprint import HTML  # type: ignore[import-untyped]
     from weasyprint.urls import FatalURLFetchingError  # type: ignore[import-untyped]
 
-    from vembetalar.billing.pdf import _NoFetching
+    from vembetalar.billing.pdf import NoFetching
 
     with pytest.raises(FatalURLFetchingError):
-        HTML(string='<img src="file:///etc/passwd">', url_fetcher=_NoFetching()).write_pdf()
+        HTML(string='<img src="file:///etc/passwd">', url_fetcher=NoFetching()).write_pdf()
 
 
 def test_forty_lines_break_over_pages_with_the_header_repeated() -> None:

@@ -20,7 +20,15 @@ from webapp import TestApp as Desk
 
 from vembetalar.store import repo
 from vembetalar.store.db import make_engine, migrate
-from vembetalar.store.models import AuditEntry, BillableEvent, CaseDecision, CaseStep, User
+from vembetalar.store.models import (
+    AuditEntry,
+    BillableEvent,
+    CaseDecision,
+    CaseRecord,
+    CaseStep,
+    DecisionRecord,
+    User,
+)
 from vembetalar.workflow import EventLine
 
 API = "/api/v1"
@@ -171,6 +179,10 @@ CHANGES = {
         "UPDATE case_decisions SET reason = 'ändrad'",
         "DELETE FROM case_decisions",
     ],
+    "decisions": [
+        "UPDATE decisions SET digest = 'x'",
+        "DELETE FROM decisions",
+    ],
     "audit_log": [
         "UPDATE audit_log SET username = 'someone-else'",
         "UPDATE audit_log SET detail = NULL WHERE id = (SELECT min(id) FROM audit_log)",
@@ -202,13 +214,18 @@ def test_append_only_tables_refuse_update_and_delete(desk: Desk, table: str) -> 
 
     # Through the ORM, too.
     with desk.app.state.sessions() as db:
-        model = {"billable_events": BillableEvent, "audit_log": AuditEntry, "case_decisions": CaseDecision}[
-            table
-        ]
+        model = {
+            "billable_events": BillableEvent,
+            "audit_log": AuditEntry,
+            "case_decisions": CaseDecision,
+            "decisions": DecisionRecord,
+        }[table]
         row = db.scalars(select(model).order_by(model.id)).first()
         assert row is not None
         if isinstance(row, BillableEvent):
             row.amount_sek = Decimal(0)
+        elif isinstance(row, DecisionRecord):
+            row.digest = "x"
         elif isinstance(row, CaseDecision):
             row.reason = "ändrad"
         else:
@@ -226,6 +243,22 @@ def test_append_only_tables_refuse_update_and_delete(desk: Desk, table: str) -> 
         repo.audit(db, actor(desk, "admin.vgr"), "audit.read", None, "test")
         db.commit()
     assert len(rows()) == len(before) + (table == "audit_log")
+
+
+def test_events_share_their_decision_and_keep_it_when_the_case_is_decided_again(desk: Desk) -> None:
+    """A case's dispensings refer to one stored decision instead of each copying it."""
+    client = desk.api("lakare.vgr")
+    first, second = new_case(desk), new_case(desk)
+    for case_id in (first, first, second):
+        response = client.post(f"{API}/cases/{case_id}/steps", json={"step": "dispensed", "line": LINE})
+        assert response.status_code == 200, response.text
+    with desk.app.state.sessions() as db:
+        events = db.scalars(select(BillableEvent)).all()
+        assert len(events) == 3 and len({e.decision_id for e in events}) == 1  # same facts, one row
+        assert db.scalar(select(func.count()).select_from(DecisionRecord)) == 1
+        assert all(e.decision_json is None for e in events)
+        record = db.get(CaseRecord, first)
+        assert record is not None and events[0].decision_data == record.decision_json
 
 
 # -- concurrent writes ----------------------------------------------------------------------------

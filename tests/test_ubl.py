@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.util
+import json
 import re
 import time
 from dataclasses import replace
@@ -22,7 +23,15 @@ import pytest
 from lxml import etree
 from personnummer import personnummer
 
-from vembetalar.billing.document import Address, DocLine, InvoiceDocument, OrgParty, TaxTreatment
+from vembetalar.billing.document import (
+    Address,
+    DocLine,
+    InvoiceDocument,
+    OrgParty,
+    TaxTreatment,
+    document_from_json,
+    document_to_json,
+)
 from vembetalar.billing.ubl import to_ubl
 
 PEPPOL = Path(__file__).parent / "peppol"
@@ -285,6 +294,16 @@ def test_deterministic_bytes(kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
+def test_the_stored_document_comes_back_exactly_as_issued(kind: str) -> None:
+    """The invoice keeps its document as JSON; the XML and PDF are rendered from what comes back."""
+    doc = KINDS[kind]()
+    stored = document_to_json(doc)
+    assert json.loads(json.dumps(stored)) == stored  # plain JSON: text amounts, ISO dates
+    assert all(isinstance(line["amount"], str) for line in stored["lines"])
+    assert document_from_json(stored) == doc
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
 def test_no_personnummer_except_bilaga1(kind: str) -> None:
     found = personnummer_in(to_ubl(KINDS[kind]()))
     if kind == "bilaga1":
@@ -475,3 +494,42 @@ def test_validation_time_per_document(validator: Any, tmp_path: Path) -> None:
     per_doc = (time.perf_counter() - start) / (len(docs) * 4)
     print(f"validation: {per_doc * 1000:.1f} ms per document (compile {validator.compile_s:.2f} s once)")
     assert per_doc < 1.0
+
+
+def test_many_invoices_are_written_on_every_core_each_file_named_by_its_number(tmp_path: Path) -> None:
+    """``invoice run --out`` for a big month: a process pool, one XML per invoice, progress told."""
+    from dataclasses import replace
+
+    from vembetalar.billing.files import POOL_FROM, write_all
+
+    documents = [document_to_json(replace(bilaga2(), number=f"F14-{n:06d}")) for n in range(POOL_FROM + 4)]
+    told: list[int] = []
+    written = write_all(documents, tmp_path / "ut", pdf=False, workers=2, progress=told.append)
+    names = sorted(p.name for p in (tmp_path / "ut").iterdir())
+    assert written == sum(told) == len(documents) == len(names)
+    assert names[0] == "F14-000000.xml" and names[-1] == f"F14-{POOL_FROM + 3:06d}.xml"
+    assert (tmp_path / "ut" / "F14-000007.xml").read_bytes() == to_ubl(
+        replace(bilaga2(), number="F14-000007")
+    )
+
+
+def test_line_text_with_markup_characters_reads_back_and_validates(validator: Any, tmp_path: Path) -> None:
+    """Lines are written as text for speed: what XML must escape is escaped, what it cannot carry
+    is dropped, and a parser reads back exactly what was meant."""
+    from dataclasses import replace
+
+    odd = DocLine(
+        number=1,
+        description='Förband "A & B" <steril>\r 5 x 5 cm\x07',
+        quantity=Decimal("1.500"),
+        unit_price=Decimal("12.3450"),
+        amount=Decimal("18.52"),
+        varunummer="123456",
+        properties=(("Enhet <avd>", 'Avd 12 & "13"'),),
+        note="Not & <mer>",
+    )
+    xml = to_ubl(replace(bilaga2(), lines=(odd,)))
+    assert xp(xml, "//cac:InvoiceLine/cac:Item/cbc:Name/text()") == ['Förband "A & B" <steril>\r 5 x 5 cm']
+    assert xp(xml, "//cac:AdditionalItemProperty/cbc:Value/text()") == ['Avd 12 & "13"']
+    assert xp(xml, "//cac:InvoiceLine/cbc:Note/text()") == ["Not & <mer>"]
+    assert fatal_findings(validator, xml, tmp_path) == []

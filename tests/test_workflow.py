@@ -10,7 +10,7 @@ where the case stands after each step.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from functools import cache
 from typing import Any
@@ -31,6 +31,7 @@ from vembetalar.workflow import (
     StepRefused,
     allowed,
     bills,
+    bills_case,
     check,
     check_ceiling,
     check_line_date,
@@ -51,6 +52,11 @@ ALL_STEPS = (
     "completed",
     "contacted",
     "commitment_registered",
+    "payer_rechecked",
+    "registration_sent",
+    "activation_requested",
+    "cleared",
+    "unit_named",
     "dispensed",
     "delivered",
     "closed",
@@ -104,16 +110,20 @@ class Route:
     #: ``label("contacted", decision)``.
     contact_label: str
     over: dict[str, Any] = field(default_factory=dict)
+    #: Self-care: the organisation of the unit named by ``unit_named``.
+    payer_unit: str | None = None
 
     def decision(self) -> Decision:
         return decide(self.pack, self.case, self.over)
 
     def view(self, done: tuple[str, ...] = (), *, has_events: bool | None = None) -> CaseView:
         d = self.decision()
+        unit = self.payer_unit if "unit_named" in done else None
+        view = CaseView(kind=self.kind, decision=d, owner=self.owner, done=done, payer_unit=unit)
         if has_events is None:
             # A dispensing or delivery creates an invoice line only when someone bills someone.
-            has_events = bills(d) and any(s in ("dispensed", "delivered") for s in done)
-        return CaseView(kind=self.kind, decision=d, owner=self.owner, done=done, has_events=has_events)
+            has_events = bills_case(view) and any(s in ("dispensed", "delivered") for s in done)
+        return replace(view, has_events=has_events)
 
 
 DRUG = "drug_exception"
@@ -153,8 +163,21 @@ def optional_contact_walk(line: str, *, billed: bool) -> tuple[Stage, ...]:
     )
 
 
+def self_care_walk(line: str, *, billed: bool) -> tuple[Stage, ...]:
+    """Self-care: the deciding unit is named first (the line step waits for it), then the line."""
+    after_line = (line, "closed") if billed else (line, "closed", "withdrawn")
+    return (
+        Stage(("unit_named", "closed", "withdrawn"), "unit_named", "unit_named"),
+        Stage((line, "closed", "withdrawn"), line, line),
+        Stage(after_line, line, line),
+        Stage(after_line, "closed", "closed"),
+    )
+
+
 NO_CONTACT = "Hemregionen kontaktad"
-HASSEL = "Kontakt tagen med Isabell Hassel, sakattestant och fakturahandläggare, Region Värmland"
+HASSEL = (
+    "Kopia på beställningen skickad till Isabell Hassel, sakattestant och fakturahandläggare, Region Värmland"
+)
 
 ROUTES = [
     # --- VGR – Region Halland, drug exceptions (seed 000) ---------------------------------------
@@ -349,8 +372,23 @@ ROUTES = [
         kind=DEVICE,
         owner="region:12",
         payer_org="region:17",
-        start=(("decided", "done"), ("delivered", "next")),
-        walk=simple_walk("delivered", billed=True),
+        start=(
+            ("decided", "done"),
+            ("registration_sent", "next"),
+            ("activation_requested", "optional"),
+            ("cleared", "next"),
+            ("delivered", "waiting"),
+        ),
+        walk=(
+            Stage(
+                ("registration_sent", "activation_requested", "cleared", "closed", "withdrawn"),
+                "registration_sent",
+                "registration_sent",
+            ),
+            Stage(("cleared", "closed", "withdrawn"), "cleared", "cleared"),
+            Stage(("delivered", "closed", "withdrawn"), "delivered", "delivered"),
+            Stage(("delivered", "closed"), "closed", "closed"),
+        ),
         bills=True,
         contact_label=NO_CONTACT,
     ),
@@ -440,16 +478,30 @@ ROUTES = [
         contact_label=NO_CONTACT,
     ),
     Route(
-        id="varmland-self-care-unit-pays",
+        id="varmland-self-care-region-unit-pays",
         pack=VARMLAND,
         case="Egenvård – enheten som beslutat om egenvård betalar",
         kind=MEDTECH,
-        owner="region:17",
+        owner="kommun:1780",
+        payer_org="region:17",
+        start=(("decided", "done"), ("unit_named", "next"), ("delivered", "waiting")),
+        walk=self_care_walk("delivered", billed=True),
+        bills=True,
+        contact_label=NO_CONTACT,
+        payer_unit="region:17",
+    ),
+    Route(
+        id="varmland-self-care-kommun-unit-keeps-the-cost",
+        pack=VARMLAND,
+        case="Egenvård – enheten som beslutat om egenvård betalar",
+        kind=MEDTECH,
+        owner="kommun:1780",
         payer_org=None,
-        start=(("decided", "done"), ("delivered", "next")),
-        walk=simple_walk("delivered", billed=False),
+        start=(("decided", "done"), ("unit_named", "next"), ("delivered", "waiting")),
+        walk=self_care_walk("delivered", billed=False),
         bills=False,
         contact_label=NO_CONTACT,
+        payer_unit="kommun:1780",
     ),
 ]
 ROUTE_PARAMS = [pytest.param(r, id=r.id) for r in ROUTES]
@@ -476,7 +528,7 @@ def test_every_route_is_decided_without_missing_facts() -> None:
     for route in ROUTES:
         d = route.decision()
         assert (route.id, d.status, d.missing) == (route.id, "decided", [])
-        assert (route.id, bills(d)) == (route.id, route.bills)
+        assert (route.id, bills_case(route.view(("unit_named",)))) == (route.id, route.bills)
 
 
 @pytest.mark.parametrize("route", ROUTE_PARAMS)
@@ -519,7 +571,7 @@ def test_line_step_is_dispensed_for_drugs_and_delivered_otherwise(route: Route) 
     wrong = "delivered" if right == "dispensed" else "dispensed"
     assert line_step(route.kind) == right
     # Everything the agreement demands first is done, so only the kind decides.
-    view = route.view(("contacted", "commitment_registered"))
+    view = route.view(("contacted", "commitment_registered", "unit_named", "cleared"))
     assert allowed(view, right, organisation=route.owner, role="prescriber")
     error = refusal(view, wrong, organisation=route.owner)
     assert isinstance(error, StepRefused)
@@ -529,7 +581,7 @@ def test_line_step_is_dispensed_for_drugs_and_delivered_otherwise(route: Route) 
 
 @pytest.mark.parametrize("route", ROUTE_PARAMS)
 def test_line_step_explains_when_nothing_is_billed(route: Route) -> None:
-    line = plan(route.view(("contacted", "commitment_registered")))[-1]
+    line = plan(route.view(("contacted", "commitment_registered", "unit_named", "cleared")))[-1]
     assert line.mark == "next"
     if route.bills:
         assert line.why is None
@@ -654,7 +706,7 @@ def test_hearing_aid_commitment_refused_before_contact_and_delivery_before_commi
         ("commitment_registered", "next"),
         ("delivered", "waiting"),
     ]
-    assert marks(route.view(("contacted", "commitment_registered"))) == [
+    assert marks(route.view(("contacted", "commitment_registered", "unit_named", "cleared"))) == [
         ("decided", "done"),
         ("contacted", "done"),
         ("commitment_registered", "done"),
@@ -749,52 +801,107 @@ def test_abroad_contact_is_vo_hjalpmedel_and_nothing_is_billed(name: str) -> Non
     error = refusal(after, "contacted", organisation="region:12")
     assert isinstance(error, StepRefused)
     assert VO_HJALPMEDEL in str(error)
-    assert "delivered" in offers(after, organisation="region:12", role="prescriber")
-    assert plan(after)[-1].why is not None
-    assert "inget fakturaunderlag" in (plan(after)[-1].why or "")
+    assert "delivered" not in offers(after, organisation="region:12", role="prescriber")
+    cleared = abroad_view(name, ("contacted", "cleared"))
+    assert "delivered" in offers(cleared, organisation="region:12", role="prescriber")
+    assert plan(cleared)[-1].why is not None
+    assert "inget fakturaunderlag" in (plan(cleared)[-1].why or "")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "Seed 001, patient abroad: «Du kan inte lämna ut något hjälpmedel till patienten förrän "
-        "VO Hjälpmedel har gett klartecken och patienten finns registrerad.» The decision makes the "
-        "VO Hjälpmedel contact optional (prior_contact_required False), so the workflow offers "
-        "Levererat/utlämnat before it."
-    ),
+SESAM_REASON = (
+    "Du kan inte lämna ut något hjälpmedel till patienten förrän VO Hjälpmedel har gett klartecken "
+    "och patienten finns registrerad"
 )
+
+
 @pytest.mark.parametrize("name", ABROAD)
-def test_abroad_delivery_waits_for_vo_hjalpmedel(name: str) -> None:
+def test_abroad_delivery_waits_for_vo_hjalpmedels_go_ahead(name: str) -> None:
+    """Seed 001, patient abroad: «Du kan inte lämna ut något hjälpmedel till patienten förrän VO
+    Hjälpmedel har gett klartecken och patienten finns registrerad.» No registration request is
+    described for the Sesam systems abroad (checklista och intyg), so the go-ahead is the gate."""
     view = abroad_view(name)
-    assert offers(view, organisation="region:12", role="prescriber") == ["contacted", "closed", "withdrawn"]
-    assert marks(view) == [("decided", "done"), ("contacted", "next"), ("delivered", "waiting")]
+    assert offers(view, organisation="region:12", role="prescriber") == [
+        "contacted",
+        "cleared",
+        "closed",
+        "withdrawn",
+    ]
+    assert marks(view) == [
+        ("decided", "done"),
+        ("contacted", "optional"),
+        ("cleared", "next"),
+        ("delivered", "waiting"),
+    ]
     error = refusal(view, "delivered", organisation="region:12")
-    assert isinstance(error, StepRefused)
-    assert allowed(
-        abroad_view(name, ("contacted",)), "delivered", organisation="region:12", role="prescriber"
-    )
+    assert isinstance(error, StepRefused) and SESAM_REASON in str(error)
+    assert allowed(abroad_view(name, ("cleared",)), "delivered", organisation="region:12", role="prescriber")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "Seed 001, diabetes/incontinence/nutrition in Sesam LMN: «Du kan inte lämna ut något "
-        "hjälpmedel till patienten förrän VO Hjälpmedel har gett klartecken och patienten finns "
-        "registrerad i Sesam.» The decision says so only as an action text; the workflow offers "
-        "Levererat/utlämnat at once."
-    ),
-)
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param("Diabeteshjälpmedel – registrering i Sesam LMN före utlämning", id="diabetes"),
-        pytest.param("Inaktiverad patient i Sesam LMN – ring för aktivering", id="nutrition"),
-    ],
-)
-def test_sesam_lmn_delivery_waits_for_vo_hjalpmedel(name: str) -> None:
+SESAM_LMN = [
+    pytest.param("Diabeteshjälpmedel – registrering i Sesam LMN före utlämning", id="diabetes"),
+    pytest.param("Inaktiverad patient i Sesam LMN – ring för aktivering", id="nutrition"),
+]
+
+
+@pytest.mark.parametrize("name", SESAM_LMN)
+def test_sesam_lmn_delivery_waits_for_the_go_ahead_quoting_the_agreement(name: str) -> None:
+    """«… förrän VO Hjälpmedel har gett klartecken och patienten finns registrerad i Sesam.»"""
     view = CaseView(kind=DEVICE, decision=decide(SKANE, name), owner="region:12", done=())
     assert not allowed(view, "delivered", organisation="region:12", role="prescriber")
     assert plan(view)[-1].mark == "waiting"
+    error = refusal(view, "delivered", organisation="region:12")
+    assert isinstance(error, StepRefused) and f"{SESAM_REASON} i Sesam." in str(error)
+    cleared = replace(view, done=("registration_sent", "cleared"))
+    assert allowed(cleared, "delivered", organisation="region:12", role="prescriber")
+    assert label("cleared", view.decision) == "Registrerad i Sesam LMN – klartecken från VO Hjälpmedel"
+
+
+@pytest.mark.parametrize("name", SESAM_LMN)
+def test_an_inactivated_patient_is_activated_by_phone_instead_of_registered_again(name: str) -> None:
+    view = CaseView(kind=DEVICE, decision=decide(SKANE, name), owner="region:12", done=())
+    (activation,) = [p for p in plan(view) if p.step == "activation_requested"]
+    assert "ring Hjälpmedel Kundtjänst (0770-11 11 00) för aktivering" in (activation.why or "")
+    asked = replace(view, done=("activation_requested",))
+    assert [p.step for p in plan(asked)][1:3] == ["activation_requested", "cleared"]
+    assert "registration_sent" not in offers(asked, organisation="region:12", role="prescriber")
+    error = refusal(asked, "registration_sent", organisation="region:12")
+    assert isinstance(error, StepRefused) and "aktivering är redan begärd" in str(error)
+    sent = replace(view, done=("registration_sent",))
+    assert "activation_requested" not in offers(sent, organisation="region:12", role="prescriber")
+
+
+@pytest.mark.parametrize("name", SESAM_LMN)
+def test_a_returning_patient_has_the_payer_checked_again_first(name: str) -> None:
+    """«Du som förskrivare ska på nytt kontrollera vilken region som ska betala om patienten
+    återkommer vid annat tillfälle och behöver ett nytt hjälpmedel.»"""
+    view = CaseView(kind=DEVICE, decision=decide(SKANE, name), owner="region:12", done=(), returning=True)
+    assert offers(view, organisation="region:12", role="prescriber") == [
+        "payer_rechecked",
+        "closed",
+        "withdrawn",
+    ]
+    first = plan(view)[1]
+    assert (first.step, first.mark) == ("payer_rechecked", "next")
+    assert "kontrollera på nytt vilken region som ska betala" in (first.why or "")
+    error = refusal(view, "cleared", organisation="region:12")
+    assert isinstance(error, StepRefused) and "kontrollera på nytt" in str(error)
+    checked = replace(view, done=("payer_rechecked",))
+    assert "activation_requested" in offers(checked, organisation="region:12", role="prescriber")
+    # A first-time patient is never asked to recheck.
+    new = replace(view, returning=False)
+    assert isinstance(refusal(new, "payer_rechecked", organisation="region:12"), StepRefused)
+
+
+def test_go_ahead_steps_are_refused_where_the_agreement_asks_for_none() -> None:
+    view = CaseView(
+        kind=DEVICE,
+        decision=decide(SKANE, "Värmlänning får rollator i Malmö för 4 500 kr"),
+        owner="region:12",
+        done=(),
+    )
+    for step in ("registration_sent", "activation_requested", "cleared", "payer_rechecked"):
+        error = refusal(view, step, organisation="region:12")
+        assert isinstance(error, StepRefused) and "inget klartecken" in str(error), step
 
 
 # --- Decisions that name missing facts -----------------------------------------------------------

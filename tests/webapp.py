@@ -29,6 +29,7 @@ TEST_USERS = {
     "hjalpmedel.skane": ("prescriber", "region:12"),
     "mas.karlstad": ("mas", "kommun:1780"),
     "mas.arvika": ("mas", "kommun:1784"),
+    "faktura.varmland": ("invoice_clerk", "region:17"),
 }
 ORG_NAMES = {
     "region:14": "Västra Götalandsregionen",

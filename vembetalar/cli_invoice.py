@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 from sqlalchemy import select
 
-from vembetalar.billing.document import InvoiceDocument, document_from_json
+from vembetalar.billing.document import document_from_json
+from vembetalar.billing.files import write_all
 from vembetalar.billing.registry import BadRegistry, apply_registry, read_registry
 from vembetalar.billing.run import RegistryIncomplete, RunReport, month_bounds, run_invoices
 from vembetalar.cli_common import err, failure, out
@@ -25,16 +27,15 @@ invoice_app = typer.Typer(
 _fail = failure
 
 
-def write_files(doc: InvoiceDocument, folder: Path) -> list[Path]:
-    """The invoice's XML (PEPPOL BIS Billing 3.0) and PDF, each named by its invoice number."""
-    from vembetalar.billing.pdf import render_pdf
-    from vembetalar.billing.ubl import to_ubl
-
-    folder.mkdir(parents=True, exist_ok=True)
-    xml, pdf = folder / f"{doc.number}.xml", folder / f"{doc.number}.pdf"
-    xml.write_bytes(to_ubl(doc))
-    pdf.write_bytes(render_pdf(doc))
-    return [xml, pdf]
+def write_files(documents: list[dict[str, Any]], folder: Path) -> None:
+    """Each invoice's XML and PDF into ``folder``, on every core, with a progress bar."""
+    if not documents:
+        return
+    with Progress(
+        TextColumn("Skriver XML och PDF"), BarColumn(), MofNCompleteColumn(), console=err, transient=True
+    ) as bar:
+        task = bar.add_task("filer", total=len(documents))
+        write_all(documents, folder, progress=lambda n: bar.advance(task, n))
 
 
 def _print(report: RunReport) -> None:
@@ -94,8 +95,7 @@ def run_command(
                 continue
             _print(report)
             if out_dir is not None:
-                for inv in report.invoices:
-                    write_files(document_from_json(inv.document_json), out_dir)
+                write_files([inv.document_json for inv in report.invoices], out_dir)
     db_engine.dispose()
     if skipped:
         out.print("Några parter hoppades över; fyll i organisationsregistret (vembetalar invoice registry).")
@@ -113,11 +113,10 @@ def write_command(
         query = select(Invoice).order_by(Invoice.issuer, Invoice.number)
         if period:
             query = query.where(Invoice.period == period)
-        count = 0
-        for inv in db.scalars(query):
-            write_files(document_from_json(inv.document_json), out_dir)
-            count += 1
+        documents = [inv.document_json for inv in db.scalars(query)]
     db_engine.dispose()
+    write_files(documents, out_dir)
+    count = len(documents)
     out.print(f"{count} fakturor skrivna till {out_dir}")
 
 
@@ -165,7 +164,7 @@ def credit_command(
             raise _fail(str(exc)) from None
         out.print(f"Kreditnota {credit.number_text} för {number}: {credit.total_sek:.2f} kr")
         if out_dir is not None:
-            write_files(document_from_json(credit.document_json), out_dir)
+            write_files([credit.document_json], out_dir)
     db_engine.dispose()
 
 

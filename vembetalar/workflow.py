@@ -36,7 +36,19 @@ class StepRefused(ValueError):
 #: Steps a user takes. ``dispensed`` and ``delivered`` repeat (a drug is dispensed many times; an
 #: order has several lines); the rest are taken at most once. ``closed`` and ``withdrawn`` end a
 #: case, so they share one slot (``ENDED``) that the database keeps unique.
-USER_STEPS = ("contacted", "commitment_registered", "dispensed", "delivered", "closed", "withdrawn")
+USER_STEPS = (
+    "contacted",
+    "commitment_registered",
+    "payer_rechecked",
+    "registration_sent",
+    "activation_requested",
+    "cleared",
+    "unit_named",
+    "dispensed",
+    "delivered",
+    "closed",
+    "withdrawn",
+)
 REPEATABLE = frozenset({"dispensed", "delivered", "completed", "event_corrected"})
 ENDED = "ended"
 LINE_STEPS = frozenset({"dispensed", "delivered"})
@@ -48,6 +60,11 @@ STEP_NAMES: dict[str, str] = {
     "completed": "Kompletterat och omprövat",
     "contacted": "Kontakt tagen",
     "commitment_registered": "Betalningsförbindelse registrerad",
+    "unit_named": "Enheten som beslutat om egenvården angiven",
+    "payer_rechecked": "Betalande region kontrollerad på nytt",
+    "registration_sent": "Registreringsbegäran skickad",
+    "activation_requested": "Aktivering begärd hos Hjälpmedel Kundtjänst",
+    "cleared": "Klartecken – patienten registrerad",
     "dispensed": "Expedierat (läkemedel)",
     "delivered": "Levererat/utlämnat",
     "event_corrected": "Fakturaunderlag rättat",
@@ -68,6 +85,11 @@ STATE_NAMES: dict[str, str] = {
 _STEP_ROLES = {
     "contacted": "case.step",
     "commitment_registered": "commitment.create",
+    "unit_named": "case.step",
+    "payer_rechecked": "case.step",
+    "registration_sent": "case.step",
+    "activation_requested": "case.step",
+    "cleared": "case.step",
     "dispensed": "case.step",
     "delivered": "case.step",
     "closed": "case.create",
@@ -90,6 +112,11 @@ class CaseView:
     #: Steps taken, oldest first.
     done: tuple[str, ...]
     has_events: bool = False
+    #: Under self-care (payer ``unit``): the organisation of the unit that decided it, once named.
+    payer_unit: str | None = None
+    #: The patient had an earlier case here that got the same go-ahead (seed 001: "om patienten
+    #: återkommer vid annat tillfälle och behöver ett nytt hjälpmedel").
+    returning: bool = False
 
 
 @dataclass(frozen=True)
@@ -107,9 +134,16 @@ def line_step(kind: str) -> str:
 
 def label(step: str, decision: Decision | None = None) -> str:
     """The step's name; a contact is named after whom it is with (the home region, or a named
-    function such as VO Hjälpmedel for a patient abroad)."""
+    function such as VO Hjälpmedel for a patient abroad), a go-ahead after the agreement's."""
     if step == "contacted" and decision is not None and decision.contact is not None:
+        if decision.contact.order_copy:
+            return f"Kopia på beställningen skickad till {decision.contact.name}"
         return f"Kontakt tagen med {decision.contact.name}"
+    clearance = decision.clearance if decision is not None else None
+    if step == "cleared" and clearance is not None:
+        return clearance.title
+    if step == "registration_sent" and clearance is not None:
+        return f"Registreringsbegäran till {clearance.system} skickad"
     if step == "contacted":
         return "Hemregionen kontaktad"
     return STEP_NAMES.get(step, step)
@@ -147,9 +181,26 @@ def state(view: CaseView) -> str:
 
 
 def bills(decision: Decision) -> bool:
-    """Whether a dispensing or delivery creates a billable event: only when someone invoices
-    someone else. Where the payer carries its own cost (no invoicer), nothing is billed."""
+    """Whether the decision lets a dispensing or delivery create a billable event: only when
+    someone invoices someone else. Where the payer carries its own cost (no invoicer), nothing
+    is billed. Under self-care the case must also say whose the unit is (``bills_case``)."""
     return decision.payer is not None and decision.invoicer is not None
+
+
+def needs_unit(decision: Decision) -> bool:
+    """Self-care: the cost "tillhör den enhet/mottagning som bedömt och beslutat om egenvård"
+    (seed 004). The decision cannot know that unit; the case names it before anything is billed."""
+    return decision.payer == "unit" and decision.invoicer is not None
+
+
+def bills_case(view: CaseView) -> bool:
+    """Whether a dispensing or delivery on this case creates a billable event. A self-care unit
+    of the invoicing organisation itself keeps the cost in-house: nothing to invoice."""
+    if not bills(view.decision):
+        return False
+    if needs_unit(view.decision):
+        return view.payer_unit is not None and view.payer_unit != view.decision.invoicer
+    return True
 
 
 def _party_check(view: CaseView, organisation: str, step: str) -> None:
@@ -200,6 +251,40 @@ def _before_lines(view: CaseView) -> None:
         )
     if d.payment_commitment_required and "commitment_registered" not in view.done:
         raise StepRefused("en betalningsförbindelse från betalaren ska registreras först")
+    if d.clearance is not None and "cleared" not in view.done:
+        raise StepRefused(f"«{d.clearance.reason}» Registrera klartecknet först ({d.clearance.title}).")
+    if needs_unit(d) and "unit_named" not in view.done:
+        raise StepRefused(
+            "ange först vilken enhet/mottagning som beslutade om egenvården: kostnaden är dess "
+            "och fakturan ställs till dess organisation"
+        )
+
+
+def _check_clearance_step(view: CaseView, step: str) -> None:
+    """The go-ahead's own steps: a returning patient's payer is checked again first; then a new
+    registration is sent, or an inactivated patient's activation asked for (one or the other);
+    the go-ahead itself is recorded when it comes."""
+    clearance = view.decision.clearance
+    if clearance is None:
+        raise StepRefused("beslutet kräver inget klartecken före utlämning")
+    if step == "payer_rechecked":
+        if not view.returning:
+            raise StepRefused("patienten har inget tidigare ärende här; betalaren är redan prövad")
+        return
+    if view.returning and "payer_rechecked" not in view.done:
+        raise StepRefused(f"{clearance.returning or 'kontrollera på nytt vilken region som ska betala'}")
+    if "cleared" in view.done and step != "cleared":
+        raise StepRefused(f"klartecknet är redan registrerat ({clearance.title})")
+    if step == "registration_sent":
+        if clearance.request is None:
+            raise StepRefused(f"avtalet anger ingen registreringsbegäran för {clearance.system}")
+        if "activation_requested" in view.done:
+            raise StepRefused("aktivering är redan begärd; en ny registrering behövs inte")
+    if step == "activation_requested":
+        if clearance.inactive is None:
+            raise StepRefused(f"avtalet anger ingen aktivering för {clearance.system}")
+        if "registration_sent" in view.done:
+            raise StepRefused("en registreringsbegäran är redan skickad")
 
 
 def authorise(view: CaseView, step: str, *, organisation: str, role: str) -> None:
@@ -242,6 +327,13 @@ def check(view: CaseView, step: str, *, organisation: str, role: str) -> None:
             raise StepRefused("beslutet kräver ingen betalningsförbindelse")
         if d.prior_contact_required and "contacted" not in view.done:
             raise StepRefused(f"registrera «{label('contacted', d)}» först")
+        return
+    if step in ("payer_rechecked", "registration_sent", "activation_requested", "cleared"):
+        _check_clearance_step(view, step)
+        return
+    if step == "unit_named":
+        if not needs_unit(d):
+            raise StepRefused("beslutet lägger inte kostnaden på den enhet som beslutat om egenvård")
         return
     if step in LINE_STEPS:
         expected = line_step(view.kind)
@@ -293,23 +385,72 @@ def plan(view: CaseView) -> list[PlannedStep]:
         if mark == "next" and d.prior_contact_required and "contacted" not in view.done:
             mark, why = "waiting", f"tas efter «{label('contacted', d)}»"
         steps.append(PlannedStep("commitment_registered", label("commitment_registered"), mark, why))
+    if d.clearance is not None:
+        steps += _clearance_plan(view)
+    if needs_unit(d):
+        steps.append(
+            PlannedStep(
+                "unit_named",
+                label("unit_named"),
+                _mark(view, "unit_named"),
+                None if "unit_named" in view.done else "fakturan ställs till den enhetens organisation",
+            )
+        )
     line = line_step(view.kind)
     try:
         _before_lines(view)
         mark = "done" if line in view.done else "next"
-        why = None if bills(d) else _no_billing(d)
+        why = None if bills_case(view) else _no_billing(view)
     except StepRefused as exc:
         mark, why = "waiting", str(exc)
     steps.append(PlannedStep(line, label(line), mark, why))
     return steps
 
 
-def _no_billing(d: Decision) -> str:
+def _clearance_plan(view: CaseView) -> list[PlannedStep]:
+    clearance = view.decision.clearance
+    assert clearance is not None
+    d, steps = view.decision, []
+    recheck_first = view.returning and "payer_rechecked" not in view.done
+    if view.returning:
+        steps.append(
+            PlannedStep(
+                "payer_rechecked",
+                label("payer_rechecked"),
+                _mark(view, "payer_rechecked"),
+                clearance.returning,
+            )
+        )
+    waits = "tas efter «Betalande region kontrollerad på nytt»" if recheck_first else None
+    sent, asked = "registration_sent" in view.done, "activation_requested" in view.done
+    if clearance.request is not None and not asked:
+        mark: Mark = "done" if sent else ("waiting" if recheck_first else "next")
+        why = waits or (None if sent else f"till {clearance.by.name}; bara de uppgifter avtalet räknar upp")
+        steps.append(PlannedStep("registration_sent", label("registration_sent", d), mark, why))
+    if clearance.inactive is not None and not sent:
+        mark = "done" if asked else ("waiting" if recheck_first else "optional")
+        steps.append(
+            PlannedStep(
+                "activation_requested", label("activation_requested"), mark, waits or clearance.inactive
+            )
+        )
+    mark = "done" if "cleared" in view.done else ("waiting" if recheck_first else "next")
+    steps.append(PlannedStep("cleared", label("cleared", d), mark, waits or f"från {clearance.by.name}"))
+    return steps
+
+
+def _no_billing(view: CaseView) -> str:
     """Why a dispensing or delivery creates no billable event, as the case page says it."""
+    d = view.decision
+    if d.payer == "unit" and view.payer_unit is not None and view.payer_unit == d.invoicer:
+        return (
+            "inget fakturaunderlag skapas: enheten som beslutade om egenvården hör till "
+            f"{codes.party_name(view.payer_unit)} själv, som alltså bär kostnaden"
+        )
     if d.payer == "unit":
         return (
             "inget fakturaunderlag skapas: kostnaden bärs av den enhet som beslutade om egenvården "
-            "(ärendet anger inte vilken organisation den tillhör)"
+            "och avtalet anger ingen som fakturerar den"
         )
     if d.payer is None:
         return "inget fakturaunderlag skapas: avtalet anger ingen betalare (se beslutet)"
@@ -336,6 +477,11 @@ def offers(view: CaseView, *, organisation: str, role: str) -> list[str]:
         "completed",
         "contacted",
         "commitment_registered",
+        "payer_rechecked",
+        "registration_sent",
+        "activation_requested",
+        "cleared",
+        "unit_named",
         line_step(view.kind),
         "closed",
         "withdrawn",
@@ -352,6 +498,31 @@ def offers(view: CaseView, *, organisation: str, role: str) -> list[str]:
 
 class BadLine(ValueError):
     """An invoice line that cannot be right (a field's value); the message names the field."""
+
+
+@dataclass(frozen=True)
+class SelfCareUnit:
+    """The unit/mottagning that assessed and decided self-care, and the organisation it belongs
+    to (``region:17``, ``kommun:1780``): the invoice goes to that organisation and names the unit."""
+
+    organisation: str
+    name: str
+
+
+def check_unit(unit: SelfCareUnit | None) -> SelfCareUnit:
+    """A named unit that can be invoiced: a known region or municipality and a name."""
+    if unit is None:
+        raise BadLine("unit: ange enheten som beslutade om egenvården (organisation och namn)")
+    kind, _, code = unit.organisation.partition(":")
+    known = (kind == "region" and code in codes.regions()) or (
+        kind == "kommun" and code in codes.municipalities()
+    )
+    if not known:
+        raise BadLine("unit.organisation: ange en region (region:17) eller kommun (kommun:1780) med SCB-kod")
+    name = " ".join(unit.name.split())
+    if not name or len(name) > 200:
+        raise BadLine("unit.name: ange enhetens namn (högst 200 tecken)")
+    return SelfCareUnit(unit.organisation, name)
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,11 @@ registry and the pack's invoicing requirements; nothing here reads a database.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal
+
+import orjson
 
 ÖRE = Decimal("0.01")
 
@@ -117,23 +119,16 @@ class InvoiceDocument:
         return self.line_total + self.tax_amount
 
 
-def _plain(value: Any) -> Any:
-    """One value as JSON: dates ISO, amounts as text, dataclasses field by field (shallowly, not
-    through ``asdict``, which deep-copies every value first — the run makes thousands)."""
+def _decimal_text(value: Any) -> str:
     if isinstance(value, Decimal):
         return str(value)
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
-    if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
-    return value
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def document_to_json(doc: InvoiceDocument) -> dict[str, Any]:
-    """The document as JSON (dates ISO, amounts as text): how it is kept with the invoice."""
-    plain: dict[str, Any] = _plain(doc)
+    """The document as JSON (dates ISO, amounts as text): how it is kept with the invoice.
+    orjson walks the dataclasses in C: a run makes thousands of documents."""
+    plain: dict[str, Any] = orjson.loads(orjson.dumps(doc, default=_decimal_text))
     return plain
 
 

@@ -93,7 +93,7 @@ def currency_unit(doc: InvoiceDocument) -> str:
     return "kr" if doc.currency == "SEK" else doc.currency
 
 
-class _NoFetching(URLFetcher):  # type: ignore[misc]
+class NoFetching(URLFetcher):  # type: ignore[misc]
     """Refuse every URL: the invoice is built from the template and the document alone."""
 
     def __init__(self) -> None:
@@ -136,5 +136,5 @@ def render_pdf(doc: InvoiceDocument) -> bytes:
     from nothing: the PDF identifier is derived from the content and no dates are stamped."""
     html = render_html(doc)
     identifier = hashlib.sha256(html.encode()).hexdigest()[:32].encode()
-    pdf: bytes = HTML(string=html, url_fetcher=_NoFetching()).write_pdf(pdf_identifier=identifier)
+    pdf: bytes = HTML(string=html, url_fetcher=NoFetching()).write_pdf(pdf_identifier=identifier)
     return pdf

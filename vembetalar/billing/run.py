@@ -44,6 +44,7 @@ from vembetalar.store.models import (
     BillableEvent,
     BilledEvent,
     CaseRecord,
+    DecisionRecord,
     Invoice,
     InvoiceSeries,
     OrganisationDetails,
@@ -180,12 +181,20 @@ class _Route:
     invoicing: InvoicingData
 
 
-def _route(engine: Engine, decision_text: str, seen: dict[str, Any]) -> _Route | InvoicingData | str:
+def _route(db: Session, engine: Engine, event: Any, seen: dict[Any, Any]) -> _Route | InvoicingData | str:
     """Where the event's agreement sends its invoice: a route, the InvoicingData of another
-    system that bills it, or a reason it cannot be invoiced (memoised per decision text)."""
-    if decision_text not in seen:
-        seen[decision_text] = _route_of(engine, json.loads(decision_text))
-    found: _Route | InvoicingData | str = seen[decision_text]
+    system that bills it, or a reason it cannot be invoiced. Memoised per decision: thousands
+    of events share one (by ``decision_id``; events stored before carry their own copy)."""
+    key = event.decision_id if event.decision_id is not None else event.decision_text
+    if key not in seen:
+        if event.decision_id is not None:
+            text = db.scalar(
+                select(cast(DecisionRecord.decision_json, Text)).where(DecisionRecord.id == event.decision_id)
+            )
+        else:
+            text = event.decision_text
+        seen[key] = _route_of(engine, json.loads(text or "{}"))
+    found: _Route | InvoicingData | str = seen[key]
     return found
 
 
@@ -235,6 +244,7 @@ _EVENT_COLUMNS = (
     BillableEvent.prescriber_name,
     BillableEvent.unit_name,
     BillableEvent.diarienummer,
+    BillableEvent.decision_id,
     cast(BillableEvent.decision_json, Text).label("decision_text"),
 )
 
@@ -249,6 +259,8 @@ class _CaseFacts:
     patient_id: str | None
     patient_initials: str | None
     self_care: bool | None
+    #: Under self-care: the unit that decided it, which the invoice names.
+    self_care_unit: str | None = None
 
 
 def _standing_unbilled(issuer: str, start: dt.date, end: dt.date) -> Any:
@@ -278,11 +290,12 @@ def _case_facts(db: Session, case_ids: set[str]) -> dict[str, _CaseFacts]:
                 CaseRecord.patient_id,
                 CaseRecord.patient_initials,
                 cast(CaseRecord.case_json, Text),
+                CaseRecord.payer_unit_name,
             ).where(CaseRecord.id.in_(ids[start : start + 500]))
         ).all()
-        for case_id, reference, patient_id, initials, case_text in rows:
+        for case_id, reference, patient_id, initials, case_text, unit in rows:
             care = (json.loads(case_text) or {}).get("care") or {}
-            facts[case_id] = _CaseFacts(case_id, reference, patient_id, initials, care.get("self_care"))
+            facts[case_id] = _CaseFacts(case_id, reference, patient_id, initials, care.get("self_care"), unit)
     return facts
 
 
@@ -300,6 +313,8 @@ def _line(number: int, event: Any, case: _CaseFacts, invoicing: InvoicingData, m
         properties.append((invoicing.unit_label, event.unit_name))
     if invoicing.states_self_care:
         properties.append(("Egenvård", "ja" if case.self_care else "nej"))
+    if case.self_care_unit:
+        properties.append(("Enhet som beslutat om egenvården", case.self_care_unit))
     properties.append(("Datum", event.occurred_on.isoformat()))
     amount = event.amount_sek or Decimal(0)
     quantity = event.quantity if event.quantity else Decimal(1)
@@ -393,7 +408,7 @@ def run_invoices(
     routes: dict[tuple[str, str, str, str], _Route] = {}
     seen: dict[str, Any] = {}
     for event, case in rows:
-        route = _route(engine, event.decision_text, seen)
+        route = _route(db, engine, event, seen)
         if isinstance(route, str):
             report.pending.append(Pending(event.id, case.reference, event.recipient, route))
             continue
@@ -405,6 +420,19 @@ def run_invoices(
                     case.reference,
                     event.recipient,
                     f"faktureras av {route.billed_by}; den fakturan ska visa {shows}",
+                )
+            )
+            continue
+        party = route.recipient.party
+        if party is not None and event.recipient != party:
+            report.pending.append(
+                Pending(
+                    event.id,
+                    case.reference,
+                    event.recipient,
+                    f"avtalets fakturaväg gäller {codes.party_name(party)}, inte "
+                    f"{codes.party_name(event.recipient or '?')}; avtalet anger ingen väg dit – "
+                    "fråga betalaren vart fakturan ska ställas",
                 )
             )
             continue

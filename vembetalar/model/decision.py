@@ -25,6 +25,7 @@ OUTPUTS = (
     "contact",
     "payment_commitment_required",
     "invoice",
+    "clearance",
 )
 
 
@@ -39,6 +40,8 @@ class Recipient(_Out):
 
     id: str | None = None
     name: str
+    #: The party the recipient is, where the agreement's data says (``region:17``).
+    party: str | None = None
     department: str | None = None
     address: list[str] = Field(default_factory=list)
     reference: str | None = None
@@ -85,6 +88,32 @@ class Contact(_Out):
     email: str | None = None
     address: list[str] = Field(default_factory=list)
     note: str | None = None
+    #: The contact gets a copy of the order (see the pack's contact).
+    order_copy: bool = False
+
+
+class RegistrationRequest(_Out):
+    """What a registration request carries (exactly ``fields``) and where it may go."""
+
+    fields: list[str]
+    email: str | None = None
+    encrypted_email: bool = False
+    fax: str | None = None
+    post: list[str] = Field(default_factory=list)
+
+
+class Clearance(_Out):
+    """A go-ahead needed before anything is handed out, and how to get it: ``reason`` is the
+    agreement's own sentence, which the desk shows when it refuses a hand-out."""
+
+    id: str
+    title: str
+    system: str
+    by: Contact
+    reason: str
+    request: RegistrationRequest | None = None
+    inactive: str | None = None
+    returning: str | None = None
 
 
 class Share(_Out):
@@ -128,6 +157,7 @@ class Decision(_Out):
     prior_contact_required: bool | None = False
     contact: Contact | None = None
     payment_commitment_required: bool | None = False
+    clearance: Clearance | None = None
     actions: list[str] = Field(default_factory=list)
     invoice: InvoiceSpec | None = None
     rule_id: str | None = None

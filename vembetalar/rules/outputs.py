@@ -18,11 +18,13 @@ from vembetalar.model import codes
 from vembetalar.model.case import case_fields
 from vembetalar.model.decision import (
     OUTPUTS,
+    Clearance,
     Contact,
     Decision,
     Explanation,
     InvoiceSpec,
     Recipient,
+    RegistrationRequest,
     RuleMatch,
     Share,
 )
@@ -255,6 +257,8 @@ def _answer(pack: Pack, hits: Sequence[Rule | None], known: frozenset[str]) -> A
         out["contact"] = _contact(pack, merged["contact"], text)
     if "invoice" in merged:
         out["invoice"] = _invoice(pack, merged["invoice"], text)
+    if "clearance" in merged:
+        out["clearance"] = _clearance(pack, merged["clearance"])
     if "first_share" in merged:
         share = merged["first_share"]
         first, rest = text(share["payer"]), out["payer"]
@@ -275,6 +279,25 @@ def _contact(pack: Pack, ref: str, text: Any) -> Any:
         return Contact(**pack.meta.contacts[ref].model_dump(exclude={"cite"}))
     party = text(ref)
     return UNKNOWN if party is UNKNOWN else Contact(party=party, name=party_name(party))
+
+
+@lru_cache(maxsize=256)
+def _clearance(pack: Pack, ref: str) -> Clearance:
+    data = pack.meta.clearances[ref]
+    by = pack.meta.contacts[data.by]
+    request = None
+    if data.request is not None:
+        request = RegistrationRequest(**data.request.model_dump(exclude={"cite"}))
+    return Clearance(
+        id=ref,
+        title=data.title,
+        system=data.system,
+        by=Contact(**by.model_dump(exclude={"cite"})),
+        reason=pack.citations[data.cite[0]].quote,
+        request=request,
+        inactive=data.inactive,
+        returning=data.returning,
+    )
 
 
 def _invoice(pack: Pack, inv: dict[str, Any], text: Any) -> Any:

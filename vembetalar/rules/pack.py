@@ -259,6 +259,14 @@ def load_pack(folder: Path) -> Pack:
         for cid in contact.cite:
             if cid not in meta.citations:
                 raise PackError(f"{meta_path}: kontakt {name!r}: okänd citering {cid!r}")
+    for name, clearance in meta.clearances.items():
+        if clearance.by not in meta.contacts:
+            raise PackError(f"{meta_path}: klartecken {name!r}: okänd kontakt {clearance.by!r}")
+        cited = [*clearance.cite, *clearance.inactive_cite, *clearance.returning_cite]
+        cited += clearance.request.cite if clearance.request else []
+        for cid in cited:
+            if cid not in meta.citations:
+                raise PackError(f"{meta_path}: klartecken {name!r}: okänd citering {cid!r}")
     for name, invoicing in (meta.invoicing.recipients if meta.invoicing else {}).items():
         if name != "*" and name not in meta.recipients:
             raise PackError(f"{meta_path}: invoicing.recipients: okänd mottagare {name!r}")
@@ -299,6 +307,8 @@ def load_pack(folder: Path) -> Pack:
                 raise PackError(f"{where}, fält 'then.reason': krävs när status är no_agreement")
             if out.contact and not _check_reference(meta, out.contact, "contact"):
                 raise PackError(f"{where}, fält 'then.contact': okänd kontakt {out.contact!r}")
+            if out.clearance and out.clearance not in meta.clearances:
+                raise PackError(f"{where}, fält 'then.clearance': okänt klartecken {out.clearance!r}")
             if out.invoice and out.invoice.recipient is None and not out.invoice.note:
                 raise PackError(
                     f"{where}, fält 'then.invoice.note': krävs när avtalet inte anger någon mottagare"

@@ -34,6 +34,8 @@ class SourceData(_Yaml):
 
 class RecipientData(_Yaml):
     name: str
+    #: The party this recipient is (``region:17``): a run sends nothing else to its address.
+    party: str | None = Field(default=None, pattern=PARTY_PATTERN)
     department: str | None = None
     address: list[str] = []
     reference: str | None = None
@@ -54,7 +56,48 @@ class ContactData(_Yaml):
     email: str | None = None
     address: list[str] = []
     note: str | None = None
+    #: The contact is told by a copy of the order (Värmland's invoice handler), which the desk
+    #: prepares from the case and sends to ``email``.
+    order_copy: bool = False
     cite: list[str] = []
+
+
+#: What a registration request may carry, in the words the agreement lists them (seed 001).
+RequestField = Literal[
+    "personnummer", "name", "street_address", "postcode_town", "phone", "door_code", "prescriber"
+]
+
+
+class RequestData(_Yaml):
+    """A registration request the prescriber sends before anything is handed out: exactly these
+    fields, by the channels the agreement offers."""
+
+    fields: list[RequestField] = Field(min_length=1)
+    email: str | None = None
+    #: The agreement asks for encrypted e-mail; a plain SMTP hand-off is then refused.
+    encrypted_email: bool = False
+    fax: str | None = None
+    post: list[str] = []
+    cite: list[str] = Field(min_length=1)
+
+
+class ClearanceData(_Yaml):
+    """A go-ahead another party must give before anything is handed out (VO Hjälpmedel's
+    klartecken and the registration in Sesam). The workflow refuses the hand-out until it is
+    recorded, quoting ``cite[0]``."""
+
+    title: str
+    system: str
+    #: The contact (``contacts``) that gives the go-ahead.
+    by: str
+    request: RequestData | None = None
+    #: What the prescriber does instead of a new registration when the patient is inactivated.
+    inactive: str | None = None
+    inactive_cite: list[str] = []
+    #: What a returning patient needs first.
+    returning: str | None = None
+    returning_cite: list[str] = []
+    cite: list[str] = Field(min_length=1)
 
 
 class ParameterData(_Yaml):
@@ -138,6 +181,7 @@ class PackMeta(_Yaml):
     citations: dict[str, CitationData] = Field(min_length=1)
     recipients: dict[str, RecipientData] = {}
     contacts: dict[str, ContactData] = {}
+    clearances: dict[str, ClearanceData] = {}
     sets: dict[str, list[str]] = {}
     parameters: dict[str, ParameterData] = {}
     #: Packs this one takes precedence over where both cover a case (declared, never inferred),
@@ -189,6 +233,8 @@ class Outputs(_Yaml):
     prior_contact_required: bool | None = None
     contact: str | None = None
     payment_commitment_required: bool | None = None
+    #: A go-ahead (``clearances``) needed before anything is handed out.
+    clearance: str | None = None
     actions: list[str] = []
     invoice: InvoiceData | None = None
     first_share: ShareData | None = None
@@ -238,4 +284,5 @@ OUTPUT_SCALARS = (
     "payment_commitment_required",
     "invoice",
     "first_share",
+    "clearance",
 )

@@ -21,31 +21,28 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import hashlib
-import json
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 
-from sqlalchemy import Text, insert, select
-from sqlalchemy import column as sql_column
-from sqlalchemy import table as sql_table
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from vembetalar.model.errors import quoted
 from vembetalar.model.money import QUANTITY, SEK, BadAmount, Bounded, TextRule, to_decimal
 from vembetalar.store import repo
+from vembetalar.store.decisions import decision_id
 from vembetalar.store.models import Base, BillableEvent, CaseRecord, utcnow
 from vembetalar.workflow import (
     BadLine,
-    CaseView,
     EventLine,
     Forbidden,
     StepRefused,
     authorise,
-    bills,
+    bills_case,
     check,
     check_ceiling,
     check_line_date,
@@ -337,23 +334,14 @@ def _import_case(
     db.refresh(record, ["steps"])
     step = line_step(record.kind)
     done = tuple(s.step for s in record.steps)
-    view = CaseView(
-        kind=record.kind,
-        decision=repo.view_of(record, done=done).decision,
-        owner=record.organisation_id,
-        done=done,
-        has_events=repo.has_events(db, case_id),
-    )
+    view = replace(repo.case_view(db, record), done=done)
     stored = set(db.scalars(select(BillableEvent.idempotency_key).where(BillableEvent.case_id == case_id)))
-    billing = bills(view.decision)
+    billing = bills_case(view)
     ended_on = repo.ended_on(record)
     total = repo.standing_total(db, case_id) if billing else None
     ceilings: dict[dt.date, Decimal | None] = {}
     decision = record.decision_json
-    # On SQLite the same decision goes into every event of the case as text encoded once, not
-    # once per row; PostgreSQL wants a json-typed parameter, so there the column type encodes it.
-    as_text = db.get_bind().dialect.name == "sqlite"
-    decision_value = json.dumps(decision, ensure_ascii=False, separators=(",", ":")) if as_text else decision
+    decision_ref = decision_id(db, decision) if billing else None
     now = utcnow()  # the lightweight table below has no column defaults
     issuer = repo.party_of(decision.get("invoicer"), record)
     recipient = repo.party_of(decision.get("payer"), record)
@@ -396,7 +384,8 @@ def _import_case(
                         "supersedes_id": None,
                         "cancelled": False,
                         "reason": None,
-                        "decision_json": decision_value,
+                        "decision_id": decision_ref,
+                        "decision_json": None,
                         "created_at": now,
                         "created_by": actor.user_id,
                     }
@@ -406,7 +395,7 @@ def _import_case(
             audits.append(_audit_row(actor, "case.step", case_id, step))
             if step not in view.done or (billing and not view.has_events):  # what the step changes
                 has_events = view.has_events or billing
-                view = CaseView(view.kind, view.decision, view.owner, (*view.done, step), has_events)
+                view = replace(view, done=(*view.done, step), has_events=has_events)
             if billing:
                 created += 1
             else:  # the step stands (as through repo.add_step), but nothing is billed
@@ -417,8 +406,7 @@ def _import_case(
         step_row = {"case_id": case_id, "step": step, "once": None, "user_id": actor.user_id}
         step_row["note"] = "import"
         for start in range(0, len(events), LOOKUP_CHUNK * 10):
-            target = _EVENTS_AS_TEXT if as_text else TABLES["billable_events"]
-            db.execute(insert(target), events[start : start + LOOKUP_CHUNK * 10])
+            db.execute(insert(TABLES["billable_events"]), events[start : start + LOOKUP_CHUNK * 10])
         # Core inserts (the tables, not the mapped classes): no ORM bookkeeping per row.
         db.execute(insert(TABLES["case_steps"]), [step_row] * steps)
         db.execute(insert(TABLES["audit_log"]), audits)
@@ -431,15 +419,6 @@ def _import_case(
 
 #: The tables themselves, for Core inserts without the ORM's per-row bookkeeping.
 TABLES = Base.metadata.tables
-#: billable_events with its decision column taken as ready JSON text (encoded once per case;
-#: SQLite stores JSON as text, so this is the same row).
-_EVENTS_AS_TEXT = sql_table(
-    "billable_events",
-    *(
-        sql_column(c.name, Text() if c.name == "decision_json" else c.type)
-        for c in TABLES["billable_events"].c
-    ),
-)
 
 
 def _audit_row(actor: repo.Actor, action: str, case_id: str, detail: str) -> dict[str, object]:

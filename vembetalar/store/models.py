@@ -118,6 +118,10 @@ class CaseRecord(Base):
     patient_initials: Mapped[str | None] = mapped_column(String(10))
     product_name: Mapped[str | None] = mapped_column(String(200))
     note: Mapped[str | None] = mapped_column(Text)
+    #: Under self-care (payer ``unit``): the unit that decided it and its organisation, named by
+    #: the step ``unit_named``; the invoice goes to that organisation and names the unit.
+    payer_unit_organisation: Mapped[str | None] = mapped_column(String(40), default=None)
+    payer_unit_name: Mapped[str | None] = mapped_column(String(200), default=None)
     steps: Mapped[list[CaseStep]] = relationship(order_by="CaseStep.id", lazy="selectin")
     parties: Mapped[list[CaseParty]] = relationship(lazy="selectin", cascade="all, delete-orphan")
 
@@ -180,6 +184,16 @@ class PaymentCommitment(Base):
     created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
 
 
+class DecisionRecord(Base):
+    """A decision as billable events rest on it, stored once however many events share it
+    (``digest`` is the SHA-256 of its canonical JSON). Append-only, like the events."""
+
+    __tablename__ = "decisions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    decision_json: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
 class BillableEvent(Base):
     """One invoice line's worth of what happened (a dispensing, a delivered order line), with
     the decision it rests on. Immutable: a correction is a new event that ``supersedes`` this
@@ -208,9 +222,21 @@ class BillableEvent(Base):
     supersedes_id: Mapped[int | None] = mapped_column(ForeignKey("billable_events.id"), default=None)
     cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
     reason: Mapped[str | None] = mapped_column(Text, default=None)
-    decision_json: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: The decision the event rests on: a row of ``decisions`` (since 2026-11), or — for events
+    #: stored before — its own copy here. Thousands of dispensings share one decision.
+    decision_id: Mapped[int | None] = mapped_column(ForeignKey("decisions.id"), default=None)
+    decision_json: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), default=None)
+    decision_row: Mapped[DecisionRecord | None] = relationship(lazy="select")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+
+    @property
+    def decision_data(self) -> dict[str, Any]:
+        """The decision the event rests on, wherever it is stored."""
+        if self.decision_row is not None:
+            return self.decision_row.decision_json
+        return self.decision_json or {}
+
     __table_args__ = (
         UniqueConstraint("case_id", "idempotency_key", name="uq_billable_events_case_key"),
         UniqueConstraint("supersedes_id", name="uq_billable_events_supersedes"),

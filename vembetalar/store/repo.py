@@ -17,10 +17,12 @@ from sqlalchemy import exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
+from vembetalar.model import codes
 from vembetalar.model.case import Case
 from vembetalar.model.decision import Decision
 from vembetalar.rules.engine import Engine
 from vembetalar.security import can
+from vembetalar.store.decisions import decision_id
 from vembetalar.store.models import (
     AuditEntry,
     BillableEvent,
@@ -39,12 +41,14 @@ from vembetalar.workflow import (
     CaseView,
     EventLine,
     Forbidden,
+    SelfCareUnit,
     StepRefused,
     authorise,
-    bills,
+    bills_case,
     check,
     check_ceiling,
     check_line_date,
+    check_unit,
     label,
     line_amount,
     state,
@@ -220,6 +224,7 @@ def view_of(
     *,
     done: tuple[str, ...] | None = None,
     has_events: bool = False,
+    returning: bool = False,
 ) -> CaseView:
     """The workflow's view of a stored case."""
     return CaseView(
@@ -228,11 +233,34 @@ def view_of(
         owner=record.organisation_id,
         done=done if done is not None else tuple(s.step for s in record.steps),
         has_events=has_events,
+        payer_unit=record.payer_unit_organisation,
+        returning=returning,
     )
 
 
-def _facts(db: Session, record: CaseRecord) -> CaseView:
-    return view_of(record, has_events=has_events(db, record.id))
+def returning_patient(db: Session, record: CaseRecord) -> bool:
+    """Whether the patient comes back: an earlier case of the same organisation for the same
+    personnummer got its go-ahead (klartecken). Without a personnummer nobody can tell."""
+    if not record.patient_id or not (record.decision_json or {}).get("clearance"):
+        return False
+    earlier = (
+        select(CaseRecord.id)
+        .join(CaseStep, CaseStep.case_id == CaseRecord.id)
+        .where(
+            CaseRecord.patient_id == record.patient_id,
+            CaseRecord.organisation_id == record.organisation_id,
+            CaseRecord.id != record.id,
+            CaseRecord.created_at <= record.created_at,
+            CaseStep.step == "cleared",
+        )
+        .limit(1)
+    )
+    return db.scalar(earlier) is not None
+
+
+def case_view(db: Session, record: CaseRecord) -> CaseView:
+    """The workflow's view with what only the database knows: standing events, a returning patient."""
+    return view_of(record, has_events=has_events(db, record.id), returning=returning_patient(db, record))
 
 
 def lock_case(db: Session, case_id: str) -> None:
@@ -277,13 +305,15 @@ def add_step(
     today: dt.date,
     line: EventLine | None = None,
     idempotency_key: str | None = None,
+    unit: SelfCareUnit | None = None,
 ) -> tuple[CaseRecord, BillableEvent | None, bool]:
     """Take one step, as the workflow allows. A dispensing or delivery that someone bills creates
     one billable event from ``line``; the same ``idempotency_key`` again (within this case)
-    returns the event stored the first time and ``False``."""
+    returns the event stored the first time and ``False``. ``unit_named`` records ``unit``, whose
+    organisation then takes part in the case (it pays, so it reads)."""
     require(actor, "case.read")
     record = _load_for_change(db, actor, case_id)
-    view = _facts(db, record)
+    view = case_view(db, record)
     authorise(view, step, organisation=actor.organisation_id, role=actor.role)
     if step in LINE_STEPS and idempotency_key:  # a replay gets what the first request stored
         existing = _event_by_key(db, case_id, idempotency_key)
@@ -293,8 +323,18 @@ def add_step(
     check(view, step, organisation=actor.organisation_id, role=actor.role)
     if step in ("closed", "withdrawn") and not (note or "").strip():
         raise BadLine("note: ange skälet")
+    if step == "cleared" and not (note or "").strip():
+        raise BadLine("note: ange vem som gav klartecknet")
     event = None
-    if step in LINE_STEPS and bills(view.decision):
+    if step == "unit_named":
+        named = check_unit(unit)
+        record.payer_unit_organisation = named.organisation
+        record.payer_unit_name = named.name
+        if all(p.organisation_id != named.organisation for p in record.parties):
+            record.parties.append(CaseParty(case_id=record.id, organisation_id=named.organisation))
+        note = note or f"{named.name}, {codes.party_name(named.organisation)}"
+        view = view_of(record, has_events=view.has_events, returning=view.returning)
+    if step in LINE_STEPS and bills_case(view):
         if line is None:
             raise BadLine("line: ange vad som expedierades/levererades (datum, antal, à-pris eller belopp)")
         event = _new_event(db, actor, record, step, line, today=today, key=idempotency_key)
@@ -363,8 +403,11 @@ def ceiling(db: Session, case_id: str, on: dt.date) -> Decimal | None:
 
 
 def party_of(party: str | None, record: CaseRecord) -> str | None:
-    """``unit`` (the care unit that decided) is billed through, or bills from, its organisation."""
-    return record.organisation_id if party == "unit" else party
+    """``unit`` (the care unit that decided) is billed through, or bills from, its organisation:
+    the one the case named (``unit_named``), else the organisation that took the case."""
+    if party == "unit":
+        return record.payer_unit_organisation or record.organisation_id
+    return party
 
 
 def _new_event(
@@ -401,7 +444,7 @@ def _new_event(
         diarienummer=line.diarienummer,
         supersedes_id=supersedes.id if supersedes is not None else None,
         reason=reason,
-        decision_json=decision,
+        decision_id=decision_id(db, decision),
         created_by=actor.user_id,
     )
     db.add(event)
@@ -425,7 +468,7 @@ def correct_event(
     if not reason.strip():
         raise BadLine("reason: ange varför underlaget rättas")
     record = _load_for_change(db, actor, case_id)
-    view = _facts(db, record)
+    view = case_view(db, record)
     check(view, "event_corrected", organisation=actor.organisation_id, role=actor.role)
     old = db.get(BillableEvent, event_id)
     if old is None or old.case_id != case_id:
@@ -444,6 +487,7 @@ def correct_event(
             supersedes_id=old.id,
             cancelled=True,
             reason=reason,
+            decision_id=old.decision_id,
             decision_json=old.decision_json,
             created_by=actor.user_id,
         )
@@ -485,7 +529,7 @@ def register_commitment(
     a refused step stores nothing."""
     require(actor, "commitment.create")
     record = _load_for_change(db, actor, case_id)
-    view = _facts(db, record)
+    view = case_view(db, record)
     check(view, "commitment_registered", organisation=actor.organisation_id, role=actor.role)
     if valid_to < valid_from:
         raise BadLine("valid_to: slutar före valid_from")
@@ -524,7 +568,7 @@ def complete_case(
     means a new case, since steps and events rest on it."""
     require(actor, "case.read")
     record = _load_for_change(db, actor, case_id)
-    view = _facts(db, record)
+    view = case_view(db, record)
     check(view, "completed", organisation=actor.organisation_id, role=actor.role)
     new = case.model_dump(mode="json")
     changed = _changed_facts(record.case_json, new)

@@ -36,10 +36,11 @@ from vembetalar.web.schemas import (
     Me,
     PackOut,
     PlannedStepOut,
+    SelfCareUnitOut,
     StepIn,
     StepOut,
 )
-from vembetalar.workflow import EventLine, history_label, offers, plan
+from vembetalar.workflow import EventLine, SelfCareUnit, history_label, offers, plan
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "Felaktig begäran (t.ex. ogiltig JSON)"},
@@ -58,7 +59,7 @@ DbDep = Annotated[Session, Depends(get_db)]
 def case_out(record: CaseRecord, user: Principal, db: Session) -> CaseOut:
     shown = patient_id_for(user.role, record.patient_id)
     decision = Decision.model_validate(record.decision_json)
-    view = repo.view_of(record, has_events=repo.has_events(db, record.id))
+    view = repo.case_view(db, record)
     return CaseOut(
         id=record.id,
         reference=record.reference,
@@ -76,6 +77,11 @@ def case_out(record: CaseRecord, user: Principal, db: Session) -> CaseOut:
         note=record.note,
         case=record.case_json,
         decision=decision,
+        self_care_unit=(
+            SelfCareUnitOut(organisation=record.payer_unit_organisation, name=record.payer_unit_name)
+            if record.payer_unit_organisation and record.payer_unit_name
+            else None
+        ),
         steps=[
             StepOut(
                 step=s.step,
@@ -193,6 +199,7 @@ def add_step(case_id: str, body: StepIn, request: Request, user: UserDep, db: Db
         today=request.app.state.clock.today(),
         line=line_of(body.line) if body.line else None,
         idempotency_key=body.idempotency_key,
+        unit=SelfCareUnit(body.unit.organisation, body.unit.name) if body.unit else None,
     )
     return case_out(record, user, db)
 

@@ -21,13 +21,25 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from vembetalar.handoffs.sesam import BadRequest
+from vembetalar.mail import MailError
 from vembetalar.model.errors import describe
 from vembetalar.rules.engine import Engine
 from vembetalar.rules.pack import load_packs
 from vembetalar.security import hash_password, new_secret
 from vembetalar.store import repo
 from vembetalar.store.db import make_engine, migrate, session_factory
-from vembetalar.web import api, apidoc, billing_pages, oversight_pages, pages, registry_pages, tokens
+from vembetalar.web import (
+    api,
+    apidoc,
+    billing_pages,
+    handoff_pages,
+    oversight_pages,
+    pages,
+    registry_pages,
+    supply_pages,
+    tokens,
+)
 from vembetalar.web.auth import CsrfFailed, NotAuthenticated, Principal, PrincipalCache
 from vembetalar.web.guard import NOT_AUTHENTICATED, RequestGuard
 from vembetalar.web.ratelimit import LoginThrottle
@@ -121,6 +133,8 @@ DOMAIN_ERRORS: dict[type[Exception], int] = {
     repo.StepRefused: 409,
     repo.BadLine: 422,
     api.FieldError: 422,
+    BadRequest: 422,
+    MailError: 502,
 }
 
 
@@ -306,6 +320,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(billing_pages.router)
     app.include_router(registry_pages.router)
+    app.include_router(handoff_pages.router)
+    app.include_router(handoff_pages.api_router)
+    app.include_router(supply_pages.router)  # drug stocks and shortages
     app.include_router(oversight_pages.router)
     build_openapi = app.openapi
 

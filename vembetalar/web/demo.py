@@ -36,9 +36,17 @@ from vembetalar.store.models import (
     OrganisationDetails,
     User,
 )
-from vembetalar.workflow import line_step
+from vembetalar.supply import demo as supply_demo
+from vembetalar.workflow import SelfCareUnit, line_step
 
-ORGANISATIONS = ["region:14", "region:13", "region:12", "region:17", "kommun:1780"]
+ORGANISATIONS = [
+    "region:14",
+    "region:13",
+    "region:12",
+    "region:17",
+    "kommun:1780",
+    *supply_demo.ORGANISATIONS,
+]
 USERS = [
     ("lakare.vgr", "Lina Läkare", "prescriber", "region:14"),
     ("lakemedel.vgr", "Leo Läkemedelsenhet", "pharma_unit", "region:14"),
@@ -46,11 +54,11 @@ USERS = [
     ("faktura.vgr", "Fredrik Fakturahandläggare", "invoice_clerk", "region:14"),
     ("lakare.halland", "Hans Halland", "prescriber", "region:13"),
     ("faktura.halland", "Frida Fakturahandläggare", "invoice_clerk", "region:13"),
-    ("lakemedel.halland", "Lotta Läkemedelsenhet", "pharma_unit", "region:13"),  # issue 9: oversight
     ("hjalpmedel.skane", "Hugo Hjälpmedelsförskrivare", "prescriber", "region:12"),
     ("faktura.varmland", "Vera Fakturahandläggare", "invoice_clerk", "region:17"),
     ("mas.karlstad", "Maja MAS", "mas", "kommun:1780"),
     ("faktura.karlstad", "Karin Fakturahandläggare", "invoice_clerk", "kommun:1780"),
+    *supply_demo.USERS,  # Halland's MAS (Halmstad) and pharmaceutical unit: stocks, shortages, oversight
 ]
 #: The bundled cases that ``vembetalar demo explain`` explains, as cases on the desk (no events).
 CASES = [
@@ -91,6 +99,7 @@ class LoadReport:
     events: int = 0
     commitments: int = 0
     oversight_flags: int = 0
+    supply: int = 0
 
     @property
     def added(self) -> int:
@@ -102,7 +111,7 @@ class LoadReport:
             + self.events
             + self.commitments
             + self.oversight_flags
-        )
+        ) + self.supply
 
 
 def _initials(name: str | None) -> str | None:
@@ -213,6 +222,9 @@ def _load_invoicing(db: Session, engine: Engine, spec: dict[str, Any], report: L
             document_reference=commitment["document_reference"],
         )
         report.commitments += 1
+    if (unit := spec.get("unit")) and "unit_named" not in done:
+        named = SelfCareUnit(unit["organisation"], unit["name"])
+        repo.add_step(db, actor, record.id, "unit_named", None, today=today, unit=named)
     for number, row in enumerate(spec.get("lines") or [], start=1):
         _, event, created = repo.add_step(
             db,
@@ -237,6 +249,7 @@ def load(db: Session, engine: Engine, today: dt.date | None = None) -> LoadRepor
     _load_bundled(db, engine, today, report)
     for spec in invoicing_cases():
         _load_invoicing(db, engine, spec, report)
+    report.supply = supply_demo.load(db, today)  # drug stocks and shortages (vembetalar/supply/demo.py)
     # Issue 9: Region Halland's pharmaceutical unit gets synthetic dispensings' flags to review.
     from vembetalar.oversight import demo as oversight_demo
 

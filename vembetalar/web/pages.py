@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from vembetalar.explain import NOT_NEEDED, OPEN, OUTPUT_NAMES
+from vembetalar.handoffs.sesam import FIELD_LABELS
 from vembetalar.model import codes
 from vembetalar.model.case import HELP, LABELS
 from vembetalar.model.decision import Decision
@@ -35,7 +36,7 @@ from vembetalar.security import (
 )
 from vembetalar.store import accounts, repo
 from vembetalar.store.event_import import decimal_field, line_of
-from vembetalar.store.models import User
+from vembetalar.store.models import CaseRecord, User
 from vembetalar.store.repo import BadLine, StepRefused
 from vembetalar.web.api import audit_csv
 from vembetalar.web.auth import Principal, check_csrf, csrf_token, get_db, page_user
@@ -49,7 +50,16 @@ from vembetalar.web.forms import (
     form_fields,
 )
 from vembetalar.web.schemas import AuditOut
-from vembetalar.workflow import STATE_NAMES, allowed, history_label, label, line_step, offers, plan
+from vembetalar.workflow import (
+    STATE_NAMES,
+    SelfCareUnit,
+    allowed,
+    history_label,
+    label,
+    line_step,
+    offers,
+    plan,
+)
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
@@ -92,11 +102,15 @@ def render(request: Request, name: str, status_code: int = 200, **context: Any) 
     )
 
 
-async def _form(request: Request) -> dict[str, str]:
+async def form_data(request: Request) -> dict[str, str]:
+    """The posted form's text fields, after the CSRF check."""
     form = await request.form()
     data = {k: v for k, v in form.items() if isinstance(v, str)}
     check_csrf(request, data.get("csrf"))
     return data
+
+
+_form = form_data
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -278,14 +292,17 @@ def case_detail(
     error: str | None = None,
     status_code: int = 200,
     values: dict[str, str] | None = None,
+    preview: tuple[str, str] | None = None,
 ) -> HTMLResponse:
     """The case with its plan: what is done, what comes next and why the rest waits. Only the
-    steps this user may take now are offered, as the workflow says."""
+    steps this user may take now are offered, as the workflow says. ``preview``: a message that
+    would have been e-mailed (recipient, text) had a mail server been configured."""
     actor = repo.Actor.of(user)
     record = repo.get_case(db, actor, case_id)
     decision = Decision.model_validate(record.decision_json)
     events = repo.list_events(db, actor, case_id) if can(user.role, "event.read") else []
-    view = repo.view_of(record, has_events=repo.has_events(db, case_id))
+    view = repo.case_view(db, record)
+    offered = offers(view, organisation=user.organisation_id, role=user.role)
     return render(
         request,
         "case_detail.html",
@@ -294,7 +311,8 @@ def case_detail(
         decision=decision,
         patient_id=patient_id_for(user.role, record.patient_id),
         plan=plan(view),
-        offers=offers(view, organisation=user.organisation_id, role=user.role),
+        offers=offered,
+        unit_choices=_unit_choices(record) if "unit_named" in offered else [],
         can_correct=allowed(view, "event_corrected", organisation=user.organisation_id, role=user.role),
         line_step=line_step(record.kind),
         commitments=repo.list_commitments(db, actor, case_id),
@@ -303,7 +321,22 @@ def case_detail(
         values=values or {},
         new_key=str(uuid.uuid4()),
         today=request.app.state.clock.today().isoformat(),
+        preview=preview,
+        field_labels=FIELD_LABELS,
     )
+
+
+def _unit_choices(record: CaseRecord) -> list[tuple[str, str]]:
+    """Organisations a self-care unit may belong to: the regions, then the municipalities of the
+    patient's home region (the ones the agreement is between)."""
+    home = str(((record.case_json or {}).get("patient") or {}).get("home_region") or "")
+    regions = [(f"region:{code}", name) for code, name in codes.regions().items()]
+    municipalities = [
+        (f"kommun:{code}", f"{name} kommun")
+        for code, name in sorted(codes.municipalities().items(), key=lambda item: item[1])
+        if code.startswith(home) and home
+    ]
+    return regions + municipalities
 
 
 def _refused(
@@ -332,6 +365,11 @@ async def case_step(request: Request, case_id: str, user: UserDep, db: DbDep) ->
             today=request.app.state.clock.today(),
             line=line,
             idempotency_key=form.get("idempotency_key", "")[:120] or None,
+            unit=(
+                SelfCareUnit(form.get("unit_organisation", ""), form.get("unit_name", "")[:300])
+                if step == "unit_named"
+                else None
+            ),
         )
     except (StepRefused, BadLine) as exc:
         return _refused(request, case_id, user, db, exc, form)

@@ -143,10 +143,38 @@ class EventLineIn(_In):
     diarienummer: str | None = Field(default=None, max_length=100)
 
 
-class StepIn(_In):
-    step: Literal["contacted", "dispensed", "delivered", "closed", "withdrawn"] = Field(
-        description="Betalningsförbindelse registreras med POST /api/v1/payment-commitments"
+class SelfCareUnitIn(_In):
+    """The unit/mottagning that decided self-care and the organisation it belongs to."""
+
+    organisation: str = Field(
+        pattern=r"^(region:\d\d|kommun:\d{4})$", description="region:17 eller kommun:1780"
     )
+    name: StrictStr = Field(min_length=1, max_length=200)
+
+
+class SelfCareUnitOut(BaseModel):
+    organisation: str
+    name: str
+
+
+class StepIn(_In):
+    step: Literal[
+        "contacted",
+        "payer_rechecked",
+        "activation_requested",
+        "cleared",
+        "unit_named",
+        "dispensed",
+        "delivered",
+        "closed",
+        "withdrawn",
+    ] = Field(
+        description=(
+            "Betalningsförbindelse registreras med POST /api/v1/payment-commitments, "
+            "registreringsbegäran till Sesam med POST /api/v1/cases/{id}/sesam-request"
+        )
+    )
+    unit: SelfCareUnitIn | None = Field(default=None, description="För unit_named (egenvård)")
     note: StrictStr | None = Field(
         default=None, max_length=2000, description="Skäl krävs för closed/withdrawn"
     )
@@ -221,6 +249,9 @@ class CaseOut(BaseModel):
     note: str | None
     case: dict[str, Any]
     decision: Decision
+    self_care_unit: SelfCareUnitOut | None = Field(
+        default=None, description="Enheten som beslutat om egenvården (när betalaren är den enheten)"
+    )
     steps: list[StepOut]
     plan: list[PlannedStepOut] = Field(description="Stegen i avtalets ordning: gjort, nästa, väntar")
     offers: list[str] = Field(description="Steg som den här användaren kan ta nu")

@@ -1,7 +1,7 @@
 """Oversight flags published for review, and their review history (issue 9).
 
-Revision ID: 0006
-Revises: 0004
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-11-27 16:00:00
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0004"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
