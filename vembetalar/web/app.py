@@ -34,6 +34,7 @@ from vembetalar.web import (
     apidoc,
     billing_pages,
     handoff_pages,
+    oversight_pages,
     pages,
     registry_pages,
     supply_pages,
@@ -324,6 +325,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(handoff_pages.api_router)
     app.include_router(supply_pages.router)  # drug stocks and shortages
     app.include_router(websesam_router)
+    app.include_router(oversight_pages.router)
     build_openapi = app.openapi
 
     def openapi() -> dict[str, Any]:
