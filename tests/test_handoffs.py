@@ -284,3 +284,12 @@ def test_no_order_copy_where_the_agreement_asks_for_none(desk: Desk) -> None:
     case = new_case(desk)
     response = client.post(f"{API}/cases/{case['id']}/order-copy")
     assert response.status_code == 409
+
+
+def test_only_the_prescribing_unit_sends_the_request_and_strangers_learn_nothing(desk: Desk) -> None:
+    case = new_case(desk)
+    for user, status in (("lakare.vgr", 404), ("faktura.varmland", 403)):
+        response = desk.api(user).post(f"{API}/cases/{case['id']}/sesam-request", json=REQUEST)
+        assert response.status_code == status, (user, response.text)
+        assert "Tolvan" not in response.text
+    assert desk.api("lakare.vgr").post(f"{API}/cases/{case['id']}/order-copy").status_code == 404
