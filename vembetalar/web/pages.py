@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import re
 import uuid
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,7 +24,7 @@ from vembetalar.model import codes
 from vembetalar.model.case import HELP, LABELS
 from vembetalar.model.decision import Decision
 from vembetalar.model.errors import BadCase
-from vembetalar.model.money import SEK
+from vembetalar.model.money import SEK, format_amount, format_quantity, format_sek
 from vembetalar.rules.pack import Pack
 from vembetalar.security import (
     ROLE_NAMES,
@@ -49,6 +50,8 @@ from vembetalar.web.forms import (
     case_from_form,
     form_fields,
 )
+from vembetalar.web.messages import MONEY_FIELDS, echo_amount, error_id, field_error
+from vembetalar.web.messages import label as field_label
 from vembetalar.web.schemas import AuditOut
 from vembetalar.workflow import (
     STATE_NAMES,
@@ -75,6 +78,9 @@ def _local_time(moment: dt.datetime) -> str:
 
 
 templates.env.filters["local"] = _local_time
+templates.env.filters["kr"] = format_sek
+templates.env.filters["amount_text"] = format_amount
+templates.env.filters["quantity"] = format_quantity
 templates.env.globals.update(
     party_name=lambda p: codes.party_name(p) if p else "—",
     kind_names=KIND_NAMES,
@@ -89,6 +95,9 @@ templates.env.globals.update(
     step_label=label,
     history_label=history_label,
     role_names=ROLE_NAMES,
+    money_fields=MONEY_FIELDS,
+    echo_amount=echo_amount,
+    error_id=error_id,
 )
 router = APIRouter(include_in_schema=False)
 UserDep = Annotated[Principal, Depends(page_user)]
@@ -210,6 +219,7 @@ def _new_case_page(
         decision = engine.decide(case_from_form({**values, "kind": kind}, request.app.state.clock.today()))
     fields = form_fields(engine, kind)
     shown = asked(decision, values, [f.name for f in fields])
+    error = extra.get("error")
     return render(
         request,
         "case_new.html",
@@ -220,6 +230,7 @@ def _new_case_page(
         values=values,
         decision=decision,
         can_create=can(user.role, "case.create"),
+        err=field_error(error) if isinstance(error, str) else None,
         **extra,
     )
 
@@ -239,11 +250,24 @@ async def preview(request: Request, user: UserDep) -> HTMLResponse:
     try:
         case = case_from_form(form, request.app.state.clock.today())
     except BadCase as exc:
-        field = str(exc).split(":", 1)[0]
-        return render(request, "_preview_error.html", message=str(exc), field=field)
+        err = field_error(str(exc))
+        return render(request, "_preview_error.html", message=err.text, field=err.field or "")
     decision = request.app.state.engine.decide(case)
     shown = asked(decision, form, candidate_fields(request.app.state.engine, case.kind))
     return render(request, "_decision.html", decision=decision, preview=True, ask=shown)
+
+
+@router.post("/amounts/echo", response_class=HTMLResponse)
+async def amount_echo(request: Request, user: UserDep) -> HTMLResponse:
+    """The amount a form field is read as ("= 12 000 kr"), or why it is not one, as the user
+    types (htmx); the same parser as the form's own (``money``). Nothing is stored or logged."""
+    form = await _form(request)
+    name = request.headers.get("HX-Trigger-Name", "")
+    target = request.headers.get("HX-Target", "")
+    if name not in MONEY_FIELDS or not re.fullmatch(r"echo-[A-Za-z0-9_.:-]{1,80}", target):
+        return HTMLResponse("", status_code=422)
+    ok, text = echo_amount(form.get(name, ""), MONEY_FIELDS[name])
+    return render(request, "_echo.html", target=target, ok=ok, text=text, label=field_label(name))
 
 
 @router.post("/cases", response_class=HTMLResponse)
@@ -293,6 +317,7 @@ def case_detail(
     status_code: int = 200,
     values: dict[str, str] | None = None,
     preview: tuple[str, str] | None = None,
+    error_form: str = "",
 ) -> HTMLResponse:
     """The case with its plan: what is done, what comes next and why the rest waits. Only the
     steps this user may take now are offered, as the workflow says. ``preview``: a message that
@@ -318,6 +343,8 @@ def case_detail(
         commitments=repo.list_commitments(db, actor, case_id),
         events=events,
         error=error,
+        err=field_error(error) if error else None,
+        error_form=error_form,
         values=values or {},
         new_key=str(uuid.uuid4()),
         today=request.app.state.clock.today().isoformat(),
@@ -340,10 +367,21 @@ def _unit_choices(record: CaseRecord) -> list[tuple[str, str]]:
 
 
 def _refused(
-    request: Request, case_id: str, user: Principal, db: Session, exc: Exception, form: dict[str, str]
+    request: Request,
+    case_id: str,
+    user: Principal,
+    db: Session,
+    exc: Exception,
+    form: dict[str, str],
+    error_form: str = "",
 ) -> HTMLResponse:
+    """The case page again with the reason beside the field it is about, in the form that was
+    sent (``error_form``: ``step:<step>``, ``correction:<event id>`` or ``commitment``), which keeps
+    what was typed."""
     status = 422 if isinstance(exc, BadLine) else 409
-    return case_detail(request, case_id, user, db, error=str(exc), status_code=status, values=form)
+    return case_detail(
+        request, case_id, user, db, error=str(exc), status_code=status, values=form, error_form=error_form
+    )
 
 
 @router.post("/cases/{case_id}/steps", response_class=HTMLResponse)
@@ -372,7 +410,7 @@ async def case_step(request: Request, case_id: str, user: UserDep, db: DbDep) ->
             ),
         )
     except (StepRefused, BadLine) as exc:
-        return _refused(request, case_id, user, db, exc, form)
+        return _refused(request, case_id, user, db, exc, form, f"step:{step}")
     return RedirectResponse(f"/cases/{case_id}", status_code=303)
 
 
@@ -393,7 +431,7 @@ async def event_correction(
             today=request.app.state.clock.today(),
         )
     except (StepRefused, BadLine) as exc:
-        return _refused(request, case_id, user, db, exc, form)
+        return _refused(request, case_id, user, db, exc, form, f"correction:{event_id}")
     return RedirectResponse(f"/cases/{case_id}", status_code=303)
 
 
@@ -424,7 +462,7 @@ async def case_commitment(request: Request, case_id: str, user: UserDep, db: DbD
             document_reference=document,
         )
     except (StepRefused, BadLine) as exc:
-        return _refused(request, case_id, user, db, exc, form)
+        return _refused(request, case_id, user, db, exc, form, "commitment")
     return RedirectResponse(f"/cases/{case_id}", status_code=303)
 
 

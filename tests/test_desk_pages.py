@@ -1,0 +1,111 @@
+"""The desk as its users meet it (issue 11), page by page without a browser: amounts read as Swedes
+type them and said back, errors beside their fields in Swedish. The Chromium side is in
+test_e2e_desk.py."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from test_api import logged_in
+from webapp import TestApp as Desk
+
+on_sqlite = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+
+#: A rollator in Skåne for a patient from Kronoberg: from 10 000 kr Region Kronoberg is contacted
+#: first; below it Skåne prescribes directly.
+KRONOBERG_ROLLATOR = {
+    "kind": "assistive_device",
+    "date": "2025-09-15",
+    "patient.home_region": "07",
+    "care.region": "12",
+    "product.area": "mobility",
+    "product.advanced_adaptation": "false",
+}
+
+
+def _preview(desk: Desk, cost: str) -> str:
+    client, token = logged_in(desk, "hjalpmedel.skane")
+    response = client.post(
+        "/cases/preview", data={"csrf": token, **KRONOBERG_ROLLATOR, "product.cost_sek": cost}
+    )
+    assert response.status_code == 200, response.text
+    return response.text
+
+
+@on_sqlite
+@pytest.mark.parametrize("typed", ["12000", "12 000", "12\u00a0000", "12.000", "12 000,50", "12000,5"])
+def test_twelve_thousand_typed_any_swedish_way_means_contact_kronoberg(desk: Desk, typed: str) -> None:
+    """ "12.000" was read as 12 kr and silently flipped the answer to "no contact needed"."""
+    html = _preview(desk, typed)
+    assert 'data-status="decided"' in html
+    first = re.search(r'<p class="first">(.*?)</p>', html, re.DOTALL)
+    assert first is not None, html
+    assert "kontakta Region Kronoberg" in " ".join(first.group(1).split())
+
+
+@on_sqlite
+def test_below_the_limit_no_contact_is_asked(desk: Desk) -> None:
+    html = _preview(desk, "9 999,99")
+    assert 'data-status="decided"' in html and '<p class="first">' not in html
+
+
+@on_sqlite
+@pytest.mark.parametrize(
+    ("typed", "says"),
+    [
+        ("12.5", "har punkt som decimaltecken: skriv 12,5 kr"),
+        ("12,000", "är tvetydigt: skriv 12 000 kr för tusental eller 12,00 kr"),
+        ("12,3456", "får ha högst två decimaler"),
+    ],
+)
+def test_an_amount_that_is_not_swedish_is_refused_naming_the_field_in_swedish(
+    desk: Desk, typed: str, says: str
+) -> None:
+    html = _preview(desk, typed)
+    assert 'data-status="invalid"' in html and 'data-field="product.cost_sek"' in html
+    (alert,) = re.findall(r'role="alert">(.*?)</p>', html, re.DOTALL)
+    assert alert.startswith("Kostnad (kr): ") and says in alert.replace("&#34;", '"'), alert
+    assert "product.cost_sek" not in alert
+
+
+def _echo(desk: Desk, name: str, typed: str, target: str = "echo-x") -> tuple[int, str]:
+    client, token = logged_in(desk, "lakare.vgr")
+    response = client.post(
+        "/amounts/echo",
+        data={"csrf": token, name: typed},
+        headers={"HX-Trigger-Name": name, "HX-Target": target, "HX-Request": "true"},
+    )
+    return response.status_code, response.text
+
+
+@on_sqlite
+@pytest.mark.parametrize(
+    ("name", "typed", "echo"),
+    [
+        ("product.cost_sek", "12.000", "= 12\u00a0000\u00a0kr"),
+        ("product.cost_sek", "12 000,50", "= 12\u00a0000,50\u00a0kr"),
+        ("amount_sek", "1840,5", "= 1\u00a0840,50\u00a0kr"),
+        ("unit_price_sek", "920,25", "= 920,25\u00a0kr"),
+        ("amount_ceiling_sek", "8 000", "= 8\u00a0000\u00a0kr"),
+    ],
+)
+def test_the_amount_understood_is_said_back(desk: Desk, name: str, typed: str, echo: str) -> None:
+    status, html = _echo(desk, name, typed)
+    assert status == 200
+    assert re.fullmatch(
+        rf'<output id="echo-x" class="echo ok" aria-live="polite">{echo}</output>\s*', html
+    ), html
+
+
+@on_sqlite
+def test_a_wrong_amount_is_said_back_as_wrong(desk: Desk) -> None:
+    status, html = _echo(desk, "amount_sek", "12.5")
+    assert status == 200 and 'class="echo bad"' in html
+    assert "Belopp (kr): </span>har punkt som decimaltecken: skriv 12,5 kr" in html
+
+
+@on_sqlite
+def test_the_echo_is_only_for_amount_fields(desk: Desk) -> None:
+    assert _echo(desk, "patient_id", "19811228-9874")[0] == 422
+    assert _echo(desk, "amount_sek", "12", target='echo-x" onload="x')[0] == 422
