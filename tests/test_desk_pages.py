@@ -10,6 +10,9 @@ import pytest
 from test_api import logged_in
 from webapp import TestApp as Desk
 
+from vembetalar.rules.engine import Engine
+from vembetalar.web.plain import condition_text, plain_text
+
 on_sqlite = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 #: A rollator in Skåne for a patient from Kronoberg: from 10 000 kr Region Kronoberg is contacted
@@ -109,3 +112,28 @@ def test_a_wrong_amount_is_said_back_as_wrong(desk: Desk) -> None:
 def test_the_echo_is_only_for_amount_fields(desk: Desk) -> None:
     assert _echo(desk, "patient_id", "19811228-9874")[0] == 422
     assert _echo(desk, "amount_sek", "12", target='echo-x" onload="x')[0] == 422
+
+
+def test_stored_texts_are_read_in_swedish(engine: Engine) -> None:
+    """An engine's reason or a pack's note, as stored: code words become Swedish."""
+    packs = list(engine.packs)
+    title = next(p.meta.title for p in packs if p.id == "vgr_halland_undantag_2023")
+    said = plain_text(
+        "«X» (vgr_halland_undantag_2023) gäller; hemregion (patient.home_region) okänd; "
+        "ärendetyp medtech_product, no_agreement, region:13, vgr_halland_undantag_2023",
+        packs,
+    )
+    assert said == (
+        f"«X» gäller; hemregion okänd; ärendetyp medicintekniska produkter (kommun/region), "
+        f"inget avtal gäller, Region Halland, «{title}»"
+    )
+
+
+def test_conditions_read_as_sentences(engine: Engine) -> None:
+    rules = {r.full_id: r for p in engine.packs for r in p.rules()}
+    texts = {c for r in rules.values() for c in map(condition_text, r.conditions)}
+    assert "hemregion är Region Halland" in texts
+    assert "remiss: nej" in texts
+    assert "kostnad (kr) är minst 10\u00a0000,00\u00a0kr" in texts
+    assert "bosättningsland är en av EU/EES-länderna och Schweiz" in texts
+    assert "NT-rådets yttrande är en av Avråder från användning, Avvakta" in texts

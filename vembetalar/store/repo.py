@@ -655,12 +655,45 @@ def list_events(
     return [(e, by.get(e.id)) for e in events]
 
 
+@dataclass(frozen=True)
+class AuditFilter:
+    """What the audit log is searched by (every part optional): who, which case(s), which
+    action, and a time range ``[since, until)``. ``case_ids`` holds the cases of a searched
+    patient; the personnummer itself is never written anywhere, ``by_patient`` only says it was
+    used (for the log of the search)."""
+
+    username: str | None = None
+    case_ids: tuple[str, ...] | None = None
+    action: str | None = None
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    by_patient: bool = False
+
+    def describe(self) -> str:
+        parts = [
+            f"användare {self.username}" if self.username else "",
+            "ärende" if self.case_ids is not None and not self.by_patient else "",
+            "personnummer" if self.by_patient else "",
+            f"händelse {self.action}" if self.action else "",
+            "tid" if self.since or self.until else "",
+        ]
+        used = [p for p in parts if p]
+        return f"filter: {', '.join(used)}" if used else ""
+
+
 def list_audit(
-    db: Session, actor: Actor, *, limit: int = 500, case_id: str | None = None
+    db: Session,
+    actor: Actor,
+    *,
+    limit: int = 500,
+    case_id: str | None = None,
+    where: AuditFilter | None = None,
+    offset: int = 0,
 ) -> Sequence[AuditEntry]:
     """An admin sees what the users of their organisation did, everything done to cases their
     organisation is party to, and failed logins under names nobody has (they belong to no
-    organisation; the entry holds the address, never the typed name, which may be a password)."""
+    organisation; the entry holds the address, never the typed name, which may be a password).
+    ``where`` narrows it, newest first from ``offset``."""
     require(actor, "audit.read")
     about_ours = exists().where(
         CaseParty.case_id == AuditEntry.case_id, CaseParty.organisation_id == actor.organisation_id
@@ -671,7 +704,20 @@ def list_audit(
     )
     if case_id:
         query = query.where(AuditEntry.case_id == case_id)
-    rows = db.scalars(query.order_by(AuditEntry.id.desc()).limit(limit)).all()
-    audit(db, actor, "audit.read", None, f"{len(rows)} rader")
+    if where is not None:
+        if where.username:
+            query = query.where(AuditEntry.username == where.username)
+        if where.case_ids is not None:
+            query = query.where(AuditEntry.case_id.in_(where.case_ids))
+        if where.action:
+            query = query.where(AuditEntry.action == where.action)
+        if where.since is not None:
+            query = query.where(AuditEntry.at >= where.since)
+        if where.until is not None:
+            query = query.where(AuditEntry.at < where.until)
+    query = query.order_by(AuditEntry.id.desc())
+    rows = db.scalars(query.offset(max(offset, 0)).limit(limit)).all()
+    described = where.describe() if where is not None else ""
+    audit(db, actor, "audit.read", None, f"{len(rows)} rader" + (f" ({described})" if described else ""))
     db.commit()
     return rows

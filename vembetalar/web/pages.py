@@ -4,7 +4,9 @@ the API; nothing here decides anything on its own."""
 from __future__ import annotations
 
 import contextlib
+import csv
 import datetime as dt
+import io
 import re
 import uuid
 from pathlib import Path
@@ -15,6 +17,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -39,7 +42,7 @@ from vembetalar.store import accounts, repo
 from vembetalar.store.event_import import decimal_field, line_of
 from vembetalar.store.models import CaseRecord, User
 from vembetalar.store.repo import BadLine, StepRefused
-from vembetalar.web.api import audit_csv
+from vembetalar.web import plain
 from vembetalar.web.auth import Principal, check_csrf, csrf_token, get_db, page_user
 from vembetalar.web.forms import (
     AREA_NAMES,
@@ -52,7 +55,6 @@ from vembetalar.web.forms import (
 )
 from vembetalar.web.messages import MONEY_FIELDS, echo_amount, error_id, field_error
 from vembetalar.web.messages import label as field_label
-from vembetalar.web.schemas import AuditOut
 from vembetalar.workflow import (
     STATE_NAMES,
     SelfCareUnit,
@@ -98,6 +100,41 @@ templates.env.globals.update(
     money_fields=MONEY_FIELDS,
     echo_amount=echo_amount,
     error_id=error_id,
+)
+
+
+def _packs(request: Request) -> list[Pack]:
+    return list(request.app.state.engine.packs)
+
+
+def _pack_standing(request: Request, pack: Pack | str | None) -> plain.Standing | None:
+    """How an agreement stands today (expired, ending within 90 days), by the pack or its id."""
+    if isinstance(pack, str):
+        pack = next((p for p in _packs(request) if p.id == pack), None)
+    if pack is None:
+        return None
+    return plain.standing(pack, request.app.state.clock.today())
+
+
+def _agreement_badge(request: Request, pack: Pack) -> Markup:
+    found = _pack_standing(request, pack)
+    if found is None or found.status == "in_force":
+        return Markup("")
+    return Markup(' <strong class="badge standing-{}">{}</strong>').format(found.status, found.text)
+
+
+templates.env.globals.update(
+    condition_text=plain.condition_text,
+    hit_policy_name=plain.hit_policy_name,
+    action_name=plain.action_name,
+    plain_text=lambda request, text: plain.plain_text(text, _packs(request)),
+    rule_reasons=lambda request, match: plain.rule_reasons(match, _packs(request)),
+    pack_titles=lambda request, ids: [
+        next((f"«{p.meta.title}»" for p in _packs(request) if p.id == i), i) for i in ids
+    ],
+    parameter_text=lambda p: plain.parameter_text(p.value, p.unit),
+    agreement_status=_agreement_badge,
+    pack_standing=_pack_standing,
 )
 router = APIRouter(include_in_schema=False)
 UserDep = Annotated[Principal, Depends(page_user)]
@@ -554,13 +591,177 @@ def agreement_source(request: Request, pack_id: str, user: UserDep) -> HTMLRespo
     return render(request, "agreement_source.html", pack=_pack(request, pack_id))
 
 
+#: Rows per page of the audit log.
+AUDIT_PAGE = 100
+_AUDIT_FIELDS = ("user", "case", "action", "from", "to")
+
+
+def _may_search_patients(user: Principal) -> bool:
+    """Searching the log by personnummer shows whose records were read: only for a role that
+    may see personnummer at all."""
+    return can(user.role, "audit.read") and can(user.role, "patient_id.read")
+
+
+def _local_day(text: str, *, end: bool = False) -> dt.datetime | None:
+    """A date typed as ÅÅÅÅ-MM-DD as the start (or the end) of that day in Swedish time."""
+    day = dt.date.fromisoformat(text)
+    if end:
+        day += dt.timedelta(days=1)
+    return dt.datetime.combine(day, dt.time(), STOCKHOLM)
+
+
+def _audit_filter(
+    db: Session, user: Principal, form: dict[str, str]
+) -> tuple[repo.AuditFilter, dict[str, str], str | None]:
+    """The filter from the form's fields (GET, or POST with a personnummer), the values to show
+    again, and a message when one of them cannot be used."""
+    values = {name: form.get(name, "").strip()[:80] for name in _AUDIT_FIELDS}
+    error = None
+    case_ids: set[str] | None = None
+    if values["case"]:
+        reference = values["case"].upper()
+        case_ids = set(db.scalars(select(CaseRecord.id).where(CaseRecord.reference == reference)))
+    by_patient = False
+    typed = form.get("personnummer", "").strip()
+    if typed and _may_search_patients(user):
+        try:
+            number = normalise_personnummer(typed)
+        except BadPersonnummer as exc:
+            error = f"Personnummer: {exc}"
+        else:
+            patients = set(db.scalars(select(CaseRecord.id).where(CaseRecord.patient_id == number)))
+            case_ids = patients if case_ids is None else case_ids & patients
+            by_patient = True
+    since = until = None
+    try:
+        since = _local_day(values["from"]) if values["from"] else None
+        until = _local_day(values["to"], end=True) if values["to"] else None
+    except ValueError:
+        error = "Datum: skriv datum som ÅÅÅÅ-MM-DD"
+    action = values["action"] if values["action"] in plain.ACTION_NAMES else None
+    where = repo.AuditFilter(
+        username=values["user"] or None,
+        case_ids=tuple(sorted(case_ids)) if case_ids is not None else None,
+        action=action,
+        since=since,
+        until=until,
+        by_patient=by_patient,
+    )
+    return where, values, error
+
+
+def _audit_detail(request: Request, action: str, detail: str | None) -> str:
+    """What an entry's detail says, in Swedish: a step by its name, a decision by its agreement."""
+    if not detail:
+        return ""
+    if action == "event.create":
+        return ""  # the line's idempotency key: nothing for a person
+    words = []
+    for word in detail.split():
+        if word in STATE_NAMES:
+            words.append(STATE_NAMES[word])
+        elif word in ("decided", "incomplete", "no_agreement"):
+            words.append({"decided": "beslutat", "incomplete": "uppgifter saknas"}.get(word, "inget avtal"))
+        elif "/" in word and not word.startswith("/"):
+            pack_id = word.split("/", 1)[0]
+            title = next((p.meta.title for p in _packs(request) if p.id == pack_id), None)
+            words.append(f"enligt «{title}»" if title else word)
+        elif re.fullmatch(r"[0-9a-f]{8}-[0-9a-f-]{27}", word):
+            words.append("(ett ärende)")
+        else:
+            words.append(re.sub(r"\{[^}]*\}", "…", word))
+    return plain.plain_text(" ".join(words), _packs(request))
+
+
+def _audit_rows(request: Request, db: Session, rows: Any) -> list[dict[str, Any]]:
+    ids = {r.case_id for r in rows if r.case_id}
+    found = select(CaseRecord.id, CaseRecord.reference).where(CaseRecord.id.in_(ids))
+    references = dict(db.execute(found).tuples().all()) if ids else {}
+    return [
+        {
+            "at": _local_time(r.at),
+            "username": r.username,
+            "organisation": codes.party_name(r.organisation_id) if r.organisation_id else "–",
+            "action": plain.action_name(r.action),
+            "case_id": r.case_id,
+            "reference": references.get(r.case_id, "") if r.case_id else "",
+            "detail": _audit_detail(request, r.action, r.detail),
+        }
+        for r in rows
+    ]
+
+
+def _audit(request: Request, user: Principal, db: Session, form: dict[str, str]) -> HTMLResponse:
+    where, values, error = _audit_filter(db, user, form)
+    try:
+        page = max(1, min(int(form.get("page", "1") or 1), 100_000))
+    except ValueError:
+        page = 1
+    actor = repo.Actor.of(user)
+    offset = (page - 1) * AUDIT_PAGE
+    rows = list(repo.list_audit(db, actor, limit=AUDIT_PAGE + 1, where=where, offset=offset))
+    return render(
+        request,
+        "audit.html",
+        rows=_audit_rows(request, db, rows[:AUDIT_PAGE]),
+        values=values,
+        error=error,
+        page=page,
+        more=len(rows) > AUDIT_PAGE,
+        by_patient=where.by_patient,
+        personnummer=form.get("personnummer", "") if where.by_patient else "",
+        may_search_patients=_may_search_patients(user),
+        actions=sorted(plain.ACTION_NAMES.items(), key=lambda item: item[1]),
+        query={k: v for k, v in values.items() if v},
+    )
+
+
 @router.get("/audit", response_class=HTMLResponse)
 def audit_page(request: Request, user: UserDep, db: DbDep) -> HTMLResponse:
-    rows = repo.list_audit(db, repo.Actor.of(user), limit=500)
-    return render(request, "audit.html", rows=rows)
+    """The log, filtered by the query (never a personnummer: that comes by POST)."""
+    return _audit(request, user, db, dict(request.query_params))
+
+
+@router.post("/audit", response_class=HTMLResponse)
+async def audit_search(request: Request, user: UserDep, db: DbDep) -> HTMLResponse:
+    """The log filtered by personnummer (and the rest): by POST, so the number is in no URL."""
+    form = await _form(request)
+    if form.get("personnummer", "").strip() and not _may_search_patients(user):
+        raise repo.Forbidden("din roll får inte söka på personnummer")
+    return _audit(request, user, db, form)
+
+
+def _audit_csv(request: Request, user: Principal, db: Session, form: dict[str, str]) -> Response:
+    """The log as Swedish Excel opens it: semicolons, UTF-8 with a byte order mark, local time."""
+    where, _, _ = _audit_filter(db, user, form)
+    rows = _audit_rows(request, db, repo.list_audit(db, repo.Actor.of(user), limit=1_000_000, where=where))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
+    writer.writerow(["Tid", "Användare", "Organisation", "Händelse", "Ärende", "Detalj"])
+    for r in rows:
+        writer.writerow(
+            [_csv_cell(r[k]) for k in ("at", "username", "organisation", "action", "reference", "detail")]
+        )
+    return Response(
+        "\ufeff" + buffer.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="granskningslogg.csv"'},
+    )
+
+
+def _csv_cell(value: str) -> str:
+    """A cell Excel shows as text: a leading =, +, - or @ would start a formula."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
 @router.get("/audit/export.csv")
-def audit_export(user: UserDep, db: DbDep) -> Response:
-    rows = repo.list_audit(db, repo.Actor.of(user), limit=1_000_000)
-    return audit_csv([AuditOut.model_validate(r, from_attributes=True) for r in rows])
+def audit_export(request: Request, user: UserDep, db: DbDep) -> Response:
+    return _audit_csv(request, user, db, dict(request.query_params))
+
+
+@router.post("/audit/export.csv")
+async def audit_export_by_patient(request: Request, user: UserDep, db: DbDep) -> Response:
+    form = await _form(request)
+    if form.get("personnummer", "").strip() and not _may_search_patients(user):
+        raise repo.Forbidden("din roll får inte söka på personnummer")
+    return _audit_csv(request, user, db, form)
