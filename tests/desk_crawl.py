@@ -34,6 +34,7 @@ INTERNAL: list[tuple[str, re.Pattern[str]]] = [
     ("villkor som kod", re.compile(r"\b[a-z_.]+ (?:=|!=|≠|<=|>=) \S")),
     ("träffpolicy", re.compile(r"träffpolicy|hit.policy|\bunique\b|\bfirst\b|\bcollect\b")),
     ("filnamn", re.compile(r"\b[\w-]+\.(?:txt|json|yaml|yml|md)\b")),
+    ("engelskt kodord", re.compile(r"\b(?:clearance|decider|payer|invoicer|decided|incomplete|dispensed)\b")),
     ("null", re.compile(r"\b(?:null|None|true|false|NaN)\b")),
     ("uuid", re.compile(r"\b(?=[0-9a-f]{8}\b)(?=[0-9a-f]*[a-f])[0-9a-f]*[0-9][0-9a-f]*\b")),
 ]

@@ -4,12 +4,18 @@ test_e2e_desk.py."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from test_api import logged_in
+from conftest import _faster_apps
+from test_api import HALLAND_AT_VGR, create, logged_in
 from webapp import TestApp as Desk
+from webapp import build_app
 
+from vembetalar.clock import Clock
 from vembetalar.rules.engine import Engine
 from vembetalar.web.plain import condition_text, plain_text
 
@@ -137,3 +143,73 @@ def test_conditions_read_as_sentences(engine: Engine) -> None:
     assert "kostnad (kr) är minst 10\u00a0000,00\u00a0kr" in texts
     assert "bosättningsland är en av EU/EES-länderna och Schweiz" in texts
     assert "NT-rådets yttrande är en av Avråder från användning, Avvakta" in texts
+
+
+# -- what to do next, with whom (item 5) ---------------------------------------------------------
+
+
+@on_sqlite
+def test_gor_forst_says_the_agreement_gives_no_contact_details(desk: Desk) -> None:
+    html = _preview(desk, "12 000")
+    first = re.search(r'<p class="first">(.*?)</p>', html, re.DOTALL)
+    assert first is not None
+    said = " ".join(re.sub(r"<[^>]+>", "", first.group(1)).split())
+    assert said == "Gör först: kontakta Region Kronoberg · avtalet anger ingen kontaktuppgift"
+
+
+@on_sqlite
+def test_a_contact_with_details_is_a_link_to_call_or_write(desk: Desk) -> None:
+    client, token = logged_in(desk, "hjalpmedel.skane")
+    form = {
+        "kind": "assistive_device",
+        "date": "2025-09-15",
+        "care.region": "12",
+        "patient.country": "DE",
+        "product.area": "mobility",
+    }
+    html = client.post("/cases/preview", data={"csrf": token, **form}).text
+    assert '<a href="mailto:hjalpmedel.@skane.se" class="email">hjalpmedel.@skane.se</a>' in html
+    assert "avtalet anger ingen kontaktuppgift" not in html
+
+
+@pytest.fixture
+def late_desk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Desk]:
+    """The desk on 2026-11-27: VGR–Halland ends in 34 days, Värmland's agreement ended 2024-02-01."""
+    _faster_apps(monkeypatch)
+    app = build_app(f"sqlite:///{tmp_path / 'late.db'}", tmp_path, clock=Clock(dt.date(2026, 11, 27)))
+    try:
+        yield app
+    finally:
+        app.app.state.db_engine.dispose()
+
+
+def test_agreements_ending_or_ended_are_flagged_on_avtal(late_desk: Desk) -> None:
+    client, _ = logged_in(late_desk, "lakare.vgr")
+    text = " ".join(re.sub(r"<[^>]+>", " ", client.get("/agreements").text).split())
+    assert "2023-01-01 – 2026-12-31 upphör 2026-12-31 (om 34 dagar)" in text
+    assert "2021-01-01 – 2024-02-01 upphört 2024-02-01" in text
+    assert text.count("upphör") == 2  # Skåne's has no end
+
+
+def test_a_decision_resting_on_an_ending_agreement_says_so(late_desk: Desk) -> None:
+    case = {**HALLAND_AT_VGR, "date": "2026-11-20"}
+    case_id = create(late_desk.api("lakare.vgr"), case)["id"]
+    client, _ = logged_in(late_desk, "lakare.vgr")
+    html = client.get(f"/cases/{case_id}").text
+    assert re.search(r'<p class="warn ending" role="note"><strong>Avtalet upphör snart:</strong>', html)
+    assert "upphör 2026-12-31 (om 34 dagar)" in html
+
+
+@on_sqlite
+def test_no_agreement_says_which_agreement_ended_when_and_whom_to_ask(desk: Desk) -> None:
+    client, token = logged_in(desk, "mas.karlstad")
+    form = {
+        "kind": "nutrition_product",
+        "date": "2025-09-15",
+        "patient.home_region": "17",
+        "care.region": "17",
+    }
+    html = client.post("/cases/preview", data={"csrf": token, **form}).text
+    text = " ".join(re.sub(r"<[^>]+>", " ", html).split())
+    assert "Inget avtal gäller." in text and "Vad du kan göra" in text
+    assert "upphört 2024-02-01. Fråga Region Värmland om det finns ett nytt avtal" in text

@@ -135,7 +135,9 @@ templates.env.globals.update(
     parameter_text=lambda p: plain.parameter_text(p.value, p.unit),
     agreement_status=_agreement_badge,
     pack_standing=_pack_standing,
+    pack_by_id=lambda request, pack_id: next((p for p in _packs(request) if p.id == pack_id), None),
 )
+templates.env.filters["party_name_of"] = codes.party_name
 router = APIRouter(include_in_schema=False)
 UserDep = Annotated[Principal, Depends(page_user)]
 DbDep = Annotated[Session, Depends(get_db)]
