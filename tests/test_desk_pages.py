@@ -4,19 +4,26 @@ test_e2e_desk.py."""
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from conftest import _faster_apps
-from test_api import HALLAND_AT_VGR, create, logged_in
+from sqlalchemy import select
+from test_api import HALLAND_AT_VGR, PNR, create, logged_in
 from webapp import TestApp as Desk
 from webapp import build_app
 
 from vembetalar.clock import Clock
 from vembetalar.rules.engine import Engine
+from vembetalar.security import PERMISSIONS
+from vembetalar.store.models import AuditEntry
+from vembetalar.web import pages
 from vembetalar.web.plain import condition_text, plain_text
 
 on_sqlite = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -213,3 +220,101 @@ def test_no_agreement_says_which_agreement_ended_when_and_whom_to_ask(desk: Desk
     text = " ".join(re.sub(r"<[^>]+>", " ", html).split())
     assert "Inget avtal gäller." in text and "Vad du kan göra" in text
     assert "upphört 2024-02-01. Fråga Region Värmland om det finns ett nytt avtal" in text
+
+
+# -- the audit log: who read this patient? (item 7) ---------------------------------------------
+
+
+def _rows(html: str) -> list[list[str]]:
+    body = html.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    return [
+        [
+            " ".join(re.sub(r"<[^>]+>", " ", cell).split())
+            for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+        ]
+        for row in re.findall(r"<tr>(.*?)</tr>", body, re.S)
+    ]
+
+
+@pytest.fixture
+def audited(desk: Desk) -> tuple[Desk, str, str]:
+    """Two VGR cases, one of them the patient PNR's; lakare.vgr reads both on the desk."""
+    api = desk.api("lakare.vgr")
+    mine = create(api, HALLAND_AT_VGR, patient_id=PNR)
+    other = create(api, HALLAND_AT_VGR)
+    client, _ = logged_in(desk, "lakare.vgr")
+    for case in (mine, other):
+        assert client.get(f"/cases/{case['id']}").status_code == 200
+    return desk, mine["reference"], other["reference"]
+
+
+@on_sqlite
+def test_the_audit_log_is_filtered_by_user_action_case_and_date(audited: tuple[Desk, str, str]) -> None:
+    desk, mine, other = audited
+    client, _ = logged_in(desk, "admin.vgr")
+    rows = _rows(client.get("/audit", params={"user": "lakare.vgr", "action": "case.read"}).text)
+    assert {r[3] for r in rows} == {"Läste ärende"} and {r[1] for r in rows} == {"lakare.vgr"}
+    assert {r[4] for r in rows} == {mine, other}
+    assert {r[2] for r in rows} == {"Västra Götalandsregionen"}
+    now = dt.datetime.now(ZoneInfo("Europe/Stockholm"))
+    assert all(
+        abs(dt.datetime.fromisoformat(r[0]) - now.replace(tzinfo=None)).total_seconds() < 180 for r in rows
+    )
+    one = _rows(client.get("/audit", params={"case": mine.lower(), "action": "case.read"}).text)
+    assert [r[4] for r in one] == [mine]
+    yesterday = (now.date() - dt.timedelta(days=1)).isoformat()
+    assert _rows(client.get("/audit", params={"to": yesterday, "user": "lakare.vgr"}).text) == [
+        ["Inga händelser med de här villkoren."]
+    ]
+    bad = client.get("/audit", params={"from": "igår"})
+    assert bad.status_code == 200 and "Datum: skriv datum som ÅÅÅÅ-MM-DD" in bad.text
+
+
+@on_sqlite
+def test_the_audit_log_pages(audited: tuple[Desk, str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    desk, _, _ = audited
+    monkeypatch.setattr(pages, "AUDIT_PAGE", 2)
+    client, _ = logged_in(desk, "admin.vgr")
+    first = client.get("/audit", params={"user": "lakare.vgr"}).text
+    assert len(_rows(first)) == 2 and 'href="/audit?user=lakare.vgr&amp;page=2">Nästa sida</a>' in first
+    second = client.get("/audit", params={"user": "lakare.vgr", "page": "2"}).text
+    assert len(_rows(second)) == 2 and "Föregående sida" in second
+    assert _rows(first) != _rows(second)
+
+
+@on_sqlite
+def test_searching_the_log_by_personnummer_is_only_for_roles_that_see_it(
+    audited: tuple[Desk, str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    desk, mine, _ = audited
+    client, token = logged_in(desk, "admin.vgr")
+    assert 'name="personnummer"' not in client.get("/audit").text  # admins see personnummer masked
+    refused = client.post("/audit", data={"csrf": token, "personnummer": PNR})
+    assert refused.status_code == 403
+    monkeypatch.setitem(PERMISSIONS, "patient_id.read", PERMISSIONS["patient_id.read"] | {"admin"})
+    page = client.get("/audit").text
+    assert re.search(r'<form method="post" action="/audit"[^>]*>', page) and 'name="personnummer"' in page
+    found = client.post("/audit", data={"csrf": token, "personnummer": "811228-9874", "action": "case.read"})
+    assert found.status_code == 200
+    assert {r[4] for r in _rows(found.text)} == {mine}
+    # Never in a URL, never in the log.
+    assert not re.search(r'href="[^"]*(?:19811228|9874)', found.text)
+    with desk.app.state.sessions() as db:
+        details = " ".join(d or "" for d in db.scalars(select(AuditEntry.detail)))
+    assert "9874" not in details and "filter: personnummer, händelse case.read" in details
+    csv_text = client.post("/audit/export.csv", data={"csrf": token, "personnummer": PNR}).text
+    assert mine in csv_text
+
+
+@on_sqlite
+def test_the_audit_csv_opens_in_swedish_excel(audited: tuple[Desk, str, str]) -> None:
+    desk, mine, _ = audited
+    client, _ = logged_in(desk, "admin.vgr")
+    response = client.get("/audit/export.csv", params={"action": "case.read"})
+    assert response.status_code == 200 and response.headers["content-type"] == "text/csv; charset=utf-8"
+    raw = response.content
+    assert raw.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig")), delimiter=";"))
+    assert rows[0] == ["Tid", "Användare", "Organisation", "Händelse", "Ärende", "Detalj"]
+    assert {r[3] for r in rows[1:]} == {"Läste ärende"} and mine in {r[4] for r in rows[1:]}
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", r[0]) for r in rows[1:])

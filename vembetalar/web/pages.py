@@ -678,7 +678,7 @@ def _audit_detail(request: Request, action: str, detail: str | None) -> str:
 def _audit_rows(request: Request, db: Session, rows: Any) -> list[dict[str, Any]]:
     ids = {r.case_id for r in rows if r.case_id}
     found = select(CaseRecord.id, CaseRecord.reference).where(CaseRecord.id.in_(ids))
-    references = dict(db.execute(found).tuples().all()) if ids else {}
+    references = {row[0]: row[1] for row in db.execute(found)} if ids else {}
     return [
         {
             "at": _local_time(r.at),
