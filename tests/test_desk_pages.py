@@ -10,6 +10,7 @@ import io
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -318,3 +319,79 @@ def test_the_audit_csv_opens_in_swedish_excel(audited: tuple[Desk, str, str]) ->
     assert rows[0] == ["Tid", "Användare", "Organisation", "Händelse", "Ärende", "Detalj"]
     assert {r[3] for r in rows[1:]} == {"Läste ärende"} and mine in {r[4] for r in rows[1:]}
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", r[0]) for r in rows[1:])
+
+
+# -- find and print (item 6) --------------------------------------------------------------------
+
+
+@pytest.fixture
+def found(desk: Desk) -> tuple[Desk, dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Three VGR cases: the patient PNR's Halland case, another Halland case in October, and a
+    case for a Kronoberg patient."""
+    api = desk.api("lakare.vgr")
+    mine = create(api, HALLAND_AT_VGR, patient_id=PNR)
+    october = create(api, {**HALLAND_AT_VGR, "date": "2025-10-01"})
+    patient = {**HALLAND_AT_VGR["patient"], "home_region": "07", "home_municipality": "0780"}
+    kronoberg = create(api, {**HALLAND_AT_VGR, "patient": patient})
+    return desk, mine, october, kronoberg
+
+
+def _listed(html: str) -> set[str]:
+    return set(re.findall(r'<a href="/cases/[0-9a-f-]{36}">(VB-[^<]+)</a>', html))
+
+
+@on_sqlite
+def test_cases_are_found_by_number_date_and_party(found: tuple[Desk, Any, Any, Any]) -> None:
+    desk, mine, october, kronoberg = found
+    client, _ = logged_in(desk, "lakare.vgr")
+    everyone = {mine["reference"], october["reference"], kronoberg["reference"]}
+    assert _listed(client.get("/cases").text) == everyone
+    part = mine["reference"][-5:].lower()  # a piece of the number, in any case
+    assert _listed(client.get("/cases", params={"q": part}).text) == {mine["reference"]}
+    assert _listed(client.get("/cases", params={"from": "2025-09-20"}).text) == {october["reference"]}
+    assert _listed(client.get("/cases", params={"to": "2025-09-15"}).text) == {
+        mine["reference"],
+        kronoberg["reference"],
+    }
+    assert _listed(client.get("/cases", params={"party": "region:13"}).text) == {
+        mine["reference"],
+        october["reference"],
+    }
+    # Kronoberg is no party to its patient's case at VGR: no agreement binds it.
+    page = client.get("/cases", params={"party": "region:07"}).text
+    assert _listed(page) == set()
+    assert '<option value="region:07" selected>Region Kronoberg</option>' in page
+
+
+@on_sqlite
+def test_cases_are_found_by_personnummer_by_post_only_for_roles_that_see_it(
+    found: tuple[Desk, Any, Any, Any],
+) -> None:
+    desk, mine, _, _ = found
+    client, token = logged_in(desk, "lakare.vgr")
+    page = client.get("/cases").text
+    assert '<form method="post" action="/cases/search"' in page
+    hit = client.post("/cases/search", data={"csrf": token, "personnummer": "811228-9874"})
+    assert hit.status_code == 200 and _listed(hit.text) == {mine["reference"]}
+    assert not re.search(r'href="[^"]*9874', hit.text)
+    wrong = client.post("/cases/search", data={"csrf": token, "personnummer": "19811228-9875"})
+    assert wrong.status_code == 422 and _listed(wrong.text) == set()
+    assert 'value="19811228-9875"' in wrong.text and "Personnummer: " in wrong.text
+    admin, admin_token = logged_in(desk, "admin.vgr")
+    assert 'action="/cases/search"' not in admin.get("/cases").text
+    assert admin.post("/cases/search", data={"csrf": admin_token, "personnummer": PNR}).status_code == 403
+
+
+@on_sqlite
+def test_the_print_view_is_the_decision_with_its_sources_and_no_menu(
+    found: tuple[Desk, Any, Any, Any],
+) -> None:
+    desk, mine, _, _ = found
+    client, _ = logged_in(desk, "lakare.vgr")
+    assert f'href="/cases/{mine["id"]}/print"' in client.get(f"/cases/{mine['id']}").text
+    html = client.get(f"/cases/{mine['id']}/print").text
+    assert "<nav" not in html and 'href="/static/print.css"' in html
+    assert f"Beslut om kostnadsansvar · {mine['reference']}" in html
+    assert '<dd class="payer">Region Halland</dd>' in html
+    assert "<blockquote>" in html and "Region Halland har kostnadsansvar" in html
+    assert PNR in html  # the prescriber's own record of the patient

@@ -12,7 +12,17 @@ import pytest
 from playwright.sync_api import Page, expect
 
 # The fixtures (browser, live, page) by their own names: pytest finds them in this module.
-from test_e2e_browser import CHROMIUM, browser, field, live, log_in, page  # noqa: F401
+from test_e2e_browser import (  # noqa: F401
+    CHROMIUM,
+    PERSONNUMMER,
+    Live,
+    browser,
+    field,
+    live,
+    log_in,
+    page,
+)
+from webapp import TODAY
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
 
@@ -36,3 +46,44 @@ def test_twelve_thousand_with_a_dot_is_twelve_thousand_and_said_back(page: Page)
     cost.fill("12.5")
     expect(echo).to_contain_text("har punkt som decimaltecken: skriv 12,5 kr")
     expect(page.locator('#preview [data-status="invalid"]')).to_contain_text("Kostnad (kr)")
+
+
+HALLAND_AT_VGR = {
+    "date": TODAY.isoformat(),
+    "kind": "drug_exception",
+    "patient": {"home_region": "13", "country": "SE"},
+    "care": {"region": "14", "referral": False},
+    "product": {"area": "drug", "cost_sek": 18400, "nt_council": "do_not_use"},
+}
+
+
+def _a_case(server: Live) -> dict[str, str]:
+    with server.api("lakare.vgr") as api:
+        made = api.post("/api/v1/cases", json={"case": HALLAND_AT_VGR, "patient_id": PERSONNUMMER})
+        assert made.status_code == 201, made.text
+        return dict(made.json())
+
+
+def test_the_print_view_fits_one_a4_page_without_the_menu(page: Page, live: Live) -> None:  # noqa: F811
+    case = _a_case(live)
+    log_in(page, "lakare.vgr")
+    page.goto(f"/cases/{case['id']}")
+    page.get_by_role("link", name=re.compile("^Utskrift av beslutet")).click()
+    expect(page).to_have_url(re.compile(f"/cases/{case['id']}/print$"))
+    expect(page.get_by_role("heading", level=1)).to_contain_text(case["reference"])
+    expect(page.locator("nav")).to_have_count(0)
+    expect(page.locator("blockquote").first).to_be_visible()
+    page.emulate_media(media="print")
+    expect(page.get_by_role("button", name="Skriv ut")).to_be_hidden()
+    pdf = page.pdf(format="A4")
+    assert len(re.findall(rb"/Type\s*/Page(?!s)", pdf)) == 1
+
+
+def test_a_patient_is_found_by_personnummer_without_it_in_the_address(page: Page, live: Live) -> None:  # noqa: F811
+    case = _a_case(live)
+    log_in(page, "lakare.vgr")
+    page.get_by_label("Personnummer (skickas inte i adressen)").fill(PERSONNUMMER)
+    page.get_by_role("button", name="Sök patientens ärenden").click()
+    expect(page).to_have_url(re.compile(r"/cases/search$"))
+    expect(page.get_by_role("link", name=case["reference"])).to_be_visible()
+    assert PERSONNUMMER[-4:] not in page.url

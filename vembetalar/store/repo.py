@@ -189,7 +189,15 @@ def list_cases(
     payer: str | None = None,
     limit: int = 200,
     offset: int = 0,
+    reference: str | None = None,
+    since: dt.date | None = None,
+    until: dt.date | None = None,
+    party: str | None = None,
+    patient_id: str | None = None,
 ) -> Sequence[CaseRecord]:
+    """The cases ``actor`` may see, newest first, narrowed by any of: status, kind, state, payer,
+    a part of the case number, the case's date (``since``/``until``, both included), a party to
+    the case, and the patient (a normalised personnummer; the caller checks who may search by it)."""
     require(actor, "case.read")
     query = select(CaseRecord).where(visible_to(actor))
     for column, value in (
@@ -197,9 +205,20 @@ def list_cases(
         (CaseRecord.kind, kind),
         (CaseRecord.state, state),
         (CaseRecord.payer, payer),
+        (CaseRecord.patient_id, patient_id),
     ):
         if value:
             query = query.where(column == value)
+    if reference:
+        query = query.where(func.upper(CaseRecord.reference).contains(reference.upper(), autoescape=True))
+    if since is not None:
+        query = query.where(CaseRecord.case_date >= since)
+    if until is not None:
+        query = query.where(CaseRecord.case_date <= until)
+    if party:
+        query = query.where(
+            exists().where(CaseParty.case_id == CaseRecord.id, CaseParty.organisation_id == party)
+        )
     query = query.order_by(CaseRecord.created_at.desc(), CaseRecord.id).limit(limit).offset(offset)
     rows = db.scalars(query).all()
     if rows:

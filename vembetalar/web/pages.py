@@ -226,26 +226,110 @@ def home(user: UserDep) -> Response:
     return RedirectResponse("/cases", status_code=303)
 
 
-@router.get("/cases", response_class=HTMLResponse)
-def case_list(
+def _date_or_none(text: str) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+
+
+def _case_search(
     request: Request,
-    user: UserDep,
-    db: DbDep,
-    status: str | None = None,
-    kind: str | None = None,
-    state: str | None = None,
+    user: Principal,
+    db: Session,
+    params: dict[str, str],
+    patient_id: str | None = None,
+    refused: str | None = None,
 ) -> HTMLResponse:
+    """The case list, narrowed by the filters (GET) or also by the patient (POST); ``refused``:
+    the personnummer could not be read (nothing is listed, what was typed is kept)."""
+    status = params.get("status") or None
     status = status if status in ("decided", "no_agreement", "incomplete") else None
+    kind = params.get("kind") or None
     kind = kind if kind in KIND_NAMES else None
+    state = params.get("state") or None
     state = state if state in STATE_NAMES else None
-    rows = repo.list_cases(db, repo.Actor.of(user), status=status, kind=kind, state=state)
+    reference = params.get("q", "").strip()[:30] or None
+    since, until = _date_or_none(params.get("from", "")), _date_or_none(params.get("to", ""))
+    party = params.get("party") or None
+    party = party if party and _PARTY_ID.fullmatch(party) else None
+    error = None
+    if (params.get("from") and since is None) or (params.get("to") and until is None):
+        error = "Datum: skriv datum som ÅÅÅÅ-MM-DD"
+    rows = (
+        []
+        if refused
+        else repo.list_cases(
+            db,
+            repo.Actor.of(user),
+            status=status,
+            kind=kind,
+            state=state,
+            reference=reference,
+            since=since,
+            until=until,
+            party=party,
+            patient_id=patient_id,
+        )
+    )
     return render(
         request,
         "cases.html",
+        422 if refused else 200,
         cases=rows,
         patient_id=lambda value: patient_id_for(user.role, value),
-        filters={"status": status, "kind": kind, "state": state},
+        filters={
+            "status": status,
+            "kind": kind,
+            "state": state,
+            "q": reference or "",
+            "from": params.get("from", "")[:10],
+            "to": params.get("to", "")[:10],
+            "party": party,
+        },
+        parties=_party_choices(user),
+        may_search_patients=can(user.role, "patient_id.read"),
+        by_patient=patient_id is not None,
+        personnummer=params.get("personnummer", "")[:20] if (patient_id or refused) else "",
+        error=refused or error,
     )
+
+
+_PARTY_ID = re.compile(r"(?:region:[0-9]{2}|kommun:[0-9]{4})")
+
+
+def _party_choices(user: Principal) -> list[tuple[str, str]]:
+    """Parties to search by: the regions, and the municipalities of the user's own region."""
+    home = user.organisation_id.split(":", 1)[1][:2] if ":" in user.organisation_id else ""
+    regions = [(f"region:{code}", name) for code, name in codes.regions().items()]
+    municipalities = sorted(
+        (
+            (f"kommun:{code}", f"{name} kommun")
+            for code, name in codes.municipalities().items()
+            if code[:2] == home
+        ),
+        key=lambda item: item[1],
+    )
+    return regions + municipalities
+
+
+@router.get("/cases", response_class=HTMLResponse)
+def case_list(request: Request, user: UserDep, db: DbDep) -> HTMLResponse:
+    return _case_search(request, user, db, dict(request.query_params))
+
+
+@router.post("/cases/search", response_class=HTMLResponse)
+async def case_search_by_patient(request: Request, user: UserDep, db: DbDep) -> HTMLResponse:
+    """Cases by personnummer (with the other filters): by POST, so the number is in no URL or
+    log; only for a role that may see personnummer."""
+    form = await _form(request)
+    if not can(user.role, "patient_id.read"):
+        raise repo.Forbidden("din roll får inte söka på personnummer")
+    try:
+        number = normalise_personnummer(form.get("personnummer", ""))
+    except BadPersonnummer as exc:
+        return _case_search(request, user, db, form, refused=f"Personnummer: {exc}")
+    return _case_search(request, user, db, form, patient_id=number)
 
 
 def _new_case_page(
@@ -389,6 +473,33 @@ def case_detail(
         today=request.app.state.clock.today().isoformat(),
         preview=preview,
         field_labels=FIELD_LABELS,
+    )
+
+
+def _shared_source(citations: list[str]) -> tuple[str, list[str]]:
+    """Citations read "Dokument, avsnitt: «…»"; when they all come from one document, its name
+    once and the sections after it (so that the printout fits one page)."""
+    heads = {c.split(", ", 1)[0] for c in citations if ", " in c}
+    if len(heads) != 1 or not all(", " in c for c in citations):
+        return "", citations
+    (head,) = heads
+    return head, [c.split(", ", 1)[1] for c in citations]
+
+
+@router.get("/cases/{case_id}/print", response_class=HTMLResponse)
+def case_print(request: Request, case_id: str, user: UserDep, db: DbDep) -> HTMLResponse:
+    """The decision for the patient's record: one A4 page, no menu, with the agreement's own
+    sentences. Reading it is logged as reading the case."""
+    record = repo.get_case(db, repo.Actor.of(user), case_id)
+    decision = Decision.model_validate(record.decision_json)
+    return render(
+        request,
+        "case_print.html",
+        case=record,
+        decision=decision,
+        source=_shared_source(decision.citations),
+        patient_id=patient_id_for(user.role, record.patient_id),
+        printed_at=_local_time(dt.datetime.now(dt.UTC)),
     )
 
 
