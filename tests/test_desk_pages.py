@@ -395,3 +395,21 @@ def test_the_print_view_is_the_decision_with_its_sources_and_no_menu(
     assert '<dd class="payer">Region Halland</dd>' in html
     assert "<blockquote>" in html and "Region Halland har kostnadsansvar" in html
     assert PNR in html  # the prescriber's own record of the patient
+
+
+@on_sqlite
+def test_a_new_form_asks_the_facts_that_pick_an_agreement(desk: Desk) -> None:
+    """A medtech case names no agreement until the home region is known: that is asked first."""
+    client, _ = logged_in(desk, "mas.karlstad")
+    html = client.get("/cases/new?kind=medtech_product").text
+    shown = re.findall(r'<div class="field" data-field="([^"]+)" >', html)
+    assert "patient.home_region" in shown
+    assert "patient.housing" not in shown  # cannot change the answer yet
+
+
+@on_sqlite
+def test_municipalities_and_countries_are_listed_by_name(desk: Desk) -> None:
+    client, _ = logged_in(desk, "hjalpmedel.skane")
+    html = client.get("/cases/new?kind=assistive_device").text
+    assert '<option value="NO" >Norge (NO)</option>' in html
+    assert re.search(r'<select id="f-patient\.country" name="patient\.country"[^>]* data-combobox="Sök', html)

@@ -52,6 +52,7 @@ from vembetalar.web.forms import (
     candidate_fields,
     case_from_form,
     form_fields,
+    scope_fields,
 )
 from vembetalar.web.messages import MONEY_FIELDS, echo_amount, error_id, field_error
 from vembetalar.web.messages import label as field_label
@@ -341,7 +342,7 @@ def _new_case_page(
     with contextlib.suppress(BadCase):  # a form with an error shows the fields as filled in
         decision = engine.decide(case_from_form({**values, "kind": kind}, request.app.state.clock.today()))
     fields = form_fields(engine, kind)
-    shown = asked(decision, values, [f.name for f in fields])
+    shown = asked(decision, values, [f.name for f in fields], scope_fields(engine, kind))
     error = extra.get("error")
     return render(
         request,
@@ -376,7 +377,8 @@ async def preview(request: Request, user: UserDep) -> HTMLResponse:
         err = field_error(str(exc))
         return render(request, "_preview_error.html", message=err.text, field=err.field or "")
     decision = request.app.state.engine.decide(case)
-    shown = asked(decision, form, candidate_fields(request.app.state.engine, case.kind))
+    engine = request.app.state.engine
+    shown = asked(decision, form, candidate_fields(engine, case.kind), scope_fields(engine, case.kind))
     return render(request, "_decision.html", decision=decision, preview=True, ask=shown)
 
 
