@@ -123,3 +123,19 @@ def test_countries_are_found_by_their_swedish_names(page: Page) -> None:  # noqa
     page.get_by_role("listbox").get_by_role("option", name="Norge (NO)").click()
     expect(page.locator('#case-form select[name="patient.country"]')).to_have_value("NO")
     expect(page.locator('#case-form select[name="patient.country"]')).to_be_hidden()  # the search replaces it
+
+
+def test_the_live_decision_stays_in_sight_on_a_phone(page: Page) -> None:  # noqa: F811
+    page.set_viewport_size({"width": 390, "height": 844})
+    log_in(page, "hjalpmedel.skane")
+    page.goto("/cases/new?kind=assistive_device")
+    field(page, "care.region").select_option("12")
+    field(page, "patient.home_region").select_option("07")
+    field(page, "product.cost_sek").fill("12 000")
+    decision = page.locator(".live-decision")
+    expect(decision.locator(".first")).to_contain_text("kontakta Region Kronoberg")
+    page.evaluate("window.scrollTo(0, 0)")  # back at the top of the long form
+    assert page.evaluate("document.getElementById('case-form').getBoundingClientRect().bottom") > 844
+    expect(decision.get_by_role("heading", name="Beslut")).to_be_in_viewport()
+    expect(decision.locator(".first")).to_be_in_viewport()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
