@@ -41,6 +41,7 @@ bench: install
 	$(BIN)/python bench/decide_batch.py
 	$(BIN)/python bench/api_load.py
 	$(BIN)/python bench/invoice_run.py
+	$(BIN)/python bench/oversight.py  # 100 M rows, cached under var/bench (the first run makes them)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -381,3 +381,22 @@ def test_events_near_their_claim_deadline_are_warned_about_and_late_ones_still_i
     nearing, lapsed = sorted(report.warnings, key=lambda w: "ändå" in w)
     assert "ska faktureras senast 2025-09-20" in nearing
     assert "senast 2025-09-01" in lapsed and "faktureras ändå" in lapsed
+
+
+def test_a_run_leaves_the_garbage_collector_as_it_found_it(desk: Desk) -> None:
+    """The run pauses cyclic collection while it holds a period's objects, and only the run that
+    paused it switches it back on."""
+    import gc
+
+    registry(desk)
+    vgr = desk.api("lakare.vgr")
+    take(vgr, create(vgr, HALLAND_AT_VGR)["id"], "dispensed", line=line())
+    assert gc.isenabled()
+    run(desk, "region:14")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        run(desk, "region:14")
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

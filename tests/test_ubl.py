@@ -511,3 +511,25 @@ def test_many_invoices_are_written_on_every_core_each_file_named_by_its_number(t
     assert (tmp_path / "ut" / "F14-000007.xml").read_bytes() == to_ubl(
         replace(bilaga2(), number="F14-000007")
     )
+
+
+def test_line_text_with_markup_characters_reads_back_and_validates(validator: Any, tmp_path: Path) -> None:
+    """Lines are written as text for speed: what XML must escape is escaped, what it cannot carry
+    is dropped, and a parser reads back exactly what was meant."""
+    from dataclasses import replace
+
+    odd = DocLine(
+        number=1,
+        description='Förband "A & B" <steril>\r 5 x 5 cm\x07',
+        quantity=Decimal("1.500"),
+        unit_price=Decimal("12.3450"),
+        amount=Decimal("18.52"),
+        varunummer="123456",
+        properties=(("Enhet <avd>", 'Avd 12 & "13"'),),
+        note="Not & <mer>",
+    )
+    xml = to_ubl(replace(bilaga2(), lines=(odd,)))
+    assert xp(xml, "//cac:InvoiceLine/cac:Item/cbc:Name/text()") == ['Förband "A & B" <steril>\r 5 x 5 cm']
+    assert xp(xml, "//cac:AdditionalItemProperty/cbc:Value/text()") == ['Avd 12 & "13"']
+    assert xp(xml, "//cac:InvoiceLine/cbc:Note/text()") == ["Not & <mer>"]
+    assert fatal_findings(validator, xml, tmp_path) == []

@@ -19,6 +19,7 @@ from rich.table import Table
 
 from vembetalar.cli_events import events_app
 from vembetalar.cli_invoice import invoice_app
+from vembetalar.cli_oversight import oversight_app
 from vembetalar.cli_supply import supply_app
 from vembetalar.cli_users import users_app
 from vembetalar.clock import BadClock
@@ -44,6 +45,7 @@ app.add_typer(packs_app, name="packs")
 app.add_typer(events_app, name="events")
 app.add_typer(invoice_app, name="invoice")
 app.add_typer(users_app, name="users")
+app.add_typer(oversight_app, name="oversight")
 app.add_typer(supply_app, name="supply")
 
 out = Console()

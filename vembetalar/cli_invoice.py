@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -20,6 +20,9 @@ from vembetalar.rules.engine import Engine
 from vembetalar.rules.pack import PackError, load_packs
 from vembetalar.store.db import make_engine, migrate, session_factory
 from vembetalar.store.models import BillableEvent, Invoice, OrganisationDetails
+
+if TYPE_CHECKING:
+    from vembetalar.handoffs.websesam import Reconciliation
 
 invoice_app = typer.Typer(
     help="Fakturering: fakturakörningar och organisationsregistret.", no_args_is_help=True
@@ -203,3 +206,99 @@ def check_command(
     for what in found:
         out.print(f"[red]✗[/] {what}", highlight=False)
     raise typer.Exit(1)
+
+
+def _print_reconciliation(result: Reconciliation) -> None:
+    from vembetalar.handoffs.websesam import csv_number
+
+    table = Table(
+        "resultat",
+        "antal",
+        "i vembetalar (kr)",
+        "i webSesam (kr)",
+        "skillnad (kr)",
+        title=f"webSesam-avstämning {result.issuer} {result.period}",
+    )
+    for total in result.totals:
+        table.add_row(
+            total.kind,
+            str(total.count),
+            csv_number(total.expected),
+            csv_number(total.billed),
+            csv_number(total.difference),
+        )
+    out.print(table)
+    for line in result.lines:
+        if line.kind == "matchad":
+            continue
+        what = line.event.case_reference if line.event else f"rad {line.rows[0].line}"
+        rows = f" (rad {', '.join(str(r.line) for r in line.rows)})" if line.event and line.rows else ""
+        out.print(
+            f"[yellow]{line.kind}[/] {what} {line.date} {line.article}{rows}: "
+            f"vembetalar {csv_number(line.expected) or '–'} kr, webSesam {csv_number(line.billed) or '–'} kr",
+            highlight=False,
+        )
+    for warning in result.warnings:
+        out.print(f"[yellow]varning[/] {warning}", highlight=False)
+
+
+@invoice_app.command("reconcile-websesam")
+def reconcile_websesam_command(
+    file: Annotated[Path, typer.Argument(metavar="FIL.csv", help="webSesams fakturaexport (CSV).")],
+    issuer: Annotated[
+        str, typer.Option("--issuer", help="Regionen vars underlag webSesam fakturerar, t.ex. region:12.")
+    ],
+    period: Annotated[str, typer.Option("--period", help="Månaden som stäms av, ÅÅÅÅ-MM.")],
+    mapping_file: Annotated[
+        Path | None, typer.Option("--mapping", help="Egen kolumnmappning (YAML); annars standardmappningen.")
+    ] = None,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Skriv resultatet som CSV för svenska Excel hit.")
+    ] = None,
+) -> None:
+    """Stäm av webSesams fakturaexport mot underlaget som fakturakörningen listar som fakturerat
+    av webSesam: matchad, saknas i webSesam, fakturerad två gånger, belopp skiljer, finns bara i
+    webSesam. Slutkod 0 när allt stämmer, 3 vid skillnader, 2 när filen inte går att använda."""
+    from vembetalar.handoffs.websesam import (
+        MAX_EXPORT_BYTES,
+        BadExport,
+        elsewhere_events,
+        read_export,
+        reconcile,
+        result_csv,
+    )
+    from vembetalar.handoffs.websesam_mapping import BadMapping, load_mapping
+
+    try:
+        month_bounds(period)
+        rules = Engine(load_packs([]))
+    except (ValueError, PackError) as exc:
+        raise _fail(str(exc)) from None
+    try:
+        mapping = load_mapping(mapping_file)
+    except BadMapping as exc:
+        raise _fail(f"kolumnmappningen {mapping_file or '(standard)'}: {exc}") from None
+    try:
+        if file.stat().st_size > MAX_EXPORT_BYTES:
+            raise _fail(f"{file}: Filen är för stor (högst {MAX_EXPORT_BYTES // (1024 * 1024)} MB).")
+        rows = read_export(file.read_bytes(), mapping)
+    except OSError as exc:
+        raise _fail(f"{file}: kan inte läsas ({exc.strerror})") from None
+    except BadExport as exc:
+        raise _fail(f"{file}: {exc}") from None
+    db_engine = make_engine()
+    migrate(db_engine)
+    with session_factory(db_engine)() as db:
+        events = elsewhere_events(db, rules, issuer=issuer, period=period)
+    db_engine.dispose()
+    result = reconcile(events, rows, issuer=issuer, period=period)
+    _print_reconciliation(result)
+    if out_file is not None:
+        try:
+            out_file.write_bytes(result_csv(result))
+        except OSError as exc:
+            raise _fail(f"{out_file}: kan inte skrivas ({exc.strerror})") from None
+        out.print(f"Resultatet skrivet till {out_file}", highlight=False)
+    if result.has_differences:
+        raise typer.Exit(3)
+    out.print("[green]Allt stämmer: varje underlag är fakturerat en gång, med samma belopp.[/]")

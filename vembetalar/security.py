@@ -36,6 +36,9 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "audit.read": frozenset({"admin"}),
     "invoice.read": frozenset({"invoice_clerk", "admin"}),
     "invoice.write": frozenset({"invoice_clerk"}),
+    # oversight (issue 9): the pharmaceutical unit owns its region's dispensing flags
+    "oversight.read": frozenset({"pharma_unit"}),
+    "oversight.review": frozenset({"pharma_unit"}),
     # supply (drug stocks and shortages): see vembetalar/supply/access.py for which stocks
     "supply.read": frozenset({"mas", "pharma_unit", "admin"}),
     "supply.withdraw": frozenset({"mas"}),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import orjson
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
@@ -41,7 +42,10 @@ def make_engine(url: str | None = None) -> Engine:
         if path and path != ":memory:":
             _private_file(Path(path))
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            hide_parameters=True,
+            json_serializer=_json_text,
         )
 
         @event.listens_for(engine, "connect")
@@ -53,7 +57,19 @@ def make_engine(url: str | None = None) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, hide_parameters=True)
+    return create_engine(
+        url,
+        pool_size=10,
+        max_overflow=20,
+        pool_pre_ping=True,
+        hide_parameters=True,
+        json_serializer=_json_text,
+    )
+
+
+def _json_text(value: object) -> str:
+    """JSON columns encoded by orjson: invoice documents and decisions are large and many."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def alembic_config(engine: Engine) -> Config:

@@ -340,6 +340,7 @@ def _import_case(
     ended_on = repo.ended_on(record)
     total = repo.standing_total(db, case_id) if billing else None
     ceilings: dict[dt.date, Decimal | None] = {}
+    commitments = repo.commitments_of(db, case_id) if billing else ()
     decision = record.decision_json
     decision_ref = decision_id(db, decision) if billing else None
     now = utcnow()  # the lightweight table below has no column defaults
@@ -361,7 +362,7 @@ def _import_case(
                 amount = line_amount(line)
                 check_line_date(line.occurred_on, case_date=record.case_date, today=today, ended_on=ended_on)
                 if line.occurred_on not in ceilings:
-                    ceilings[line.occurred_on] = repo.ceiling(db, case_id, line.occurred_on)
+                    ceilings[line.occurred_on] = repo.ceiling_of(commitments, line.occurred_on)
                 check_ceiling(total + amount, ceilings[line.occurred_on])
                 total += amount
                 stored.add(key)

@@ -409,9 +409,17 @@ def ended_on(record: CaseRecord) -> dt.date | None:
 def ceiling(db: Session, case_id: str, on: dt.date) -> Decimal | None:
     """The ceiling of the newest commitment that covers the date; None when no commitment is
     registered. A registered commitment that does not cover the date refuses the line."""
-    commitments = db.scalars(
+    return ceiling_of(commitments_of(db, case_id), on)
+
+
+def commitments_of(db: Session, case_id: str) -> Sequence[PaymentCommitment]:
+    return db.scalars(
         select(PaymentCommitment).where(PaymentCommitment.case_id == case_id).order_by(PaymentCommitment.id)
     ).all()
+
+
+def ceiling_of(commitments: Sequence[PaymentCommitment], on: dt.date) -> Decimal | None:
+    """``ceiling`` for commitments already read (a bulk import reads a case's once)."""
     if not commitments:
         return None
     covering = [c for c in commitments if c.valid_from <= on <= c.valid_to]

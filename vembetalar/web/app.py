@@ -34,6 +34,7 @@ from vembetalar.web import (
     apidoc,
     billing_pages,
     handoff_pages,
+    oversight_pages,
     pages,
     plain,
     registry_pages,
@@ -44,6 +45,7 @@ from vembetalar.web.auth import CsrfFailed, NotAuthenticated, Principal, Princip
 from vembetalar.web.guard import NOT_AUTHENTICATED, RequestGuard
 from vembetalar.web.ratelimit import LoginThrottle
 from vembetalar.web.settings import Settings
+from vembetalar.web.websesam_pages import router as websesam_router
 
 log = logging.getLogger("vembetalar.web")
 
@@ -325,6 +327,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(handoff_pages.router)
     app.include_router(handoff_pages.api_router)
     app.include_router(supply_pages.router)  # drug stocks and shortages
+    app.include_router(websesam_router)
+    app.include_router(oversight_pages.router)
     build_openapi = app.openapi
 
     def openapi() -> dict[str, Any]:

@@ -55,10 +55,11 @@ USERS = [
     ("lakare.halland", "Hans Halland", "prescriber", "region:13"),
     ("faktura.halland", "Frida Fakturahandläggare", "invoice_clerk", "region:13"),
     ("hjalpmedel.skane", "Hugo Hjälpmedelsförskrivare", "prescriber", "region:12"),
+    ("faktura.skane", "Sara Fakturahandläggare", "invoice_clerk", "region:12"),
     ("faktura.varmland", "Vera Fakturahandläggare", "invoice_clerk", "region:17"),
     ("mas.karlstad", "Maja MAS", "mas", "kommun:1780"),
     ("faktura.karlstad", "Karin Fakturahandläggare", "invoice_clerk", "kommun:1780"),
-    *supply_demo.USERS,  # Halland's MAS (Halmstad) and pharmaceutical unit: drug stocks and shortages
+    *supply_demo.USERS,  # Halland's MAS (Halmstad) and pharmaceutical unit: stocks, shortages, oversight
 ]
 #: The bundled cases that ``vembetalar demo explain`` explains, as cases on the desk (no events).
 CASES = [
@@ -98,12 +99,19 @@ class LoadReport:
     cases: int = 0
     events: int = 0
     commitments: int = 0
+    oversight_flags: int = 0
     supply: int = 0
 
     @property
     def added(self) -> int:
         return (
-            self.organisations + self.users + self.registry + self.cases + self.events + self.commitments
+            self.organisations
+            + self.users
+            + self.registry
+            + self.cases
+            + self.events
+            + self.commitments
+            + self.oversight_flags
         ) + self.supply
 
 
@@ -243,6 +251,10 @@ def load(db: Session, engine: Engine, today: dt.date | None = None) -> LoadRepor
     for spec in invoicing_cases():
         _load_invoicing(db, engine, spec, report)
     report.supply = supply_demo.load(db, today)  # drug stocks and shortages (vembetalar/supply/demo.py)
+    # Issue 9: Region Halland's pharmaceutical unit gets synthetic dispensings' flags to review.
+    from vembetalar.oversight import demo as oversight_demo
+
+    report.oversight_flags = oversight_demo.load(db)
     return report
 
 

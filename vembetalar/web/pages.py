@@ -139,6 +139,16 @@ templates.env.globals.update(
     pack_by_id=lambda request, pack_id: next((p for p in _packs(request) if p.id == pack_id), None),
 )
 templates.env.filters["party_name_of"] = codes.party_name
+
+
+def _watch_group_name(code: str) -> str:
+    """A watch group's name (``botulinum_toxin`` → ``botulinumtoxin``); anything else as it is."""
+    from vembetalar.oversight.schema import load_watchlist
+
+    return next((g.name for g in load_watchlist() if g.code == code), code)
+
+
+templates.env.filters["watch_group"] = _watch_group_name
 router = APIRouter(include_in_schema=False)
 UserDep = Annotated[Principal, Depends(page_user)]
 DbDep = Annotated[Session, Depends(get_db)]

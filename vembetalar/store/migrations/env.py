@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-from vembetalar.store import supply_models  # noqa: F401  (supply tables in the metadata)
+from vembetalar.store import oversight_models, supply_models  # noqa: F401  (their tables in the metadata)
 from vembetalar.store.models import Base
 
 config = context.config
