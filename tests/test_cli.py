@@ -787,3 +787,20 @@ def test_batch_rounds_amounts_to_ore_as_a_single_case_does(
     expected = [single(merge(base, {"product": {"cost_sek": json.loads(c)}})) for c in costs]
     assert decided == expected
     assert decided[0]["rule_id"] == decided[2]["rule_id"] != decided[1]["rule_id"]
+
+
+def test_packs_check_tells_the_maintainers_when_an_agreement_ends_soon() -> None:
+    """VGR–Halland ends 2026-12-31: 34 days before, the check says so (and still passes)."""
+    soon = CliRunner().invoke(
+        app,
+        ["packs", "check"],
+        env={"VEMBETALAR_PACKS": None, "COLUMNS": "400", "VEMBETALAR_TODAY": "2026-11-27"},
+    )
+    assert soon.exit_code == 0, soon.stdout
+    assert f"obs {VGR}: avtalet upphör 2026-12-31 (om 34 dagar)" in soon.stdout
+    early = CliRunner().invoke(
+        app,
+        ["packs", "check"],
+        env={"VEMBETALAR_PACKS": None, "COLUMNS": "400", "VEMBETALAR_TODAY": "2026-09-01"},
+    )
+    assert early.exit_code == 0 and "upphör" not in early.stdout

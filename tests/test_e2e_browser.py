@@ -157,8 +157,8 @@ def test_decide_dispense_and_bill_a_halland_patient_at_vgr(page: Page, live: Liv
     expect(cells.nth(0)).to_have_text("Expedierat (läkemedel)")
     expect(cells.nth(1)).to_have_text(TODAY.isoformat())
     expect(cells.nth(2)).to_have_text(f"{PRODUCT} (123456)")
-    expect(cells.nth(3)).to_have_text("2 × 920.25")
-    expect(cells.nth(4)).to_have_text("1840.50")
+    expect(cells.nth(3)).to_have_text("2 × 920,25\u00a0kr")
+    expect(cells.nth(4)).to_have_text("1\u00a0840,50\u00a0kr")
     expect(cells.nth(5)).to_have_text("Region Halland")
 
     # The same through the JSON API, with the prescriber's token: exactly one billable event.
@@ -235,7 +235,7 @@ def test_a_wrong_value_is_named_in_the_preview(page: Page) -> None:
     field(page, "product.cost_sek").fill("abc")
     error = page.locator('#preview [data-status="invalid"]')
     expect(error).to_have_attribute("data-field", "product.cost_sek")
-    expect(error.get_by_role("alert")).to_contain_text("product.cost_sek")
+    expect(error.get_by_role("alert")).to_contain_text("Kostnad (kr)")
     expect(error.get_by_role("alert")).to_contain_text("är inte ett tal")
     # Corrected, the preview decides again.
     field(page, "product.cost_sek").fill("1 250,50")

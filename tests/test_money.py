@@ -43,12 +43,17 @@ API = "/api/v1"
 @pytest.mark.parametrize(
     ("given", "amount"),
     [
+        # As the issue lists them (issue 11, item 1): how Swedes type amounts.
         ("12000", "12000.00"),
-        ("12000.50", "12000.50"),
-        ("12000,50", "12000.50"),
         ("12 000", "12000.00"),
+        ("12\u00a0000", "12000.00"),  # no-break space, as a spreadsheet copies it
+        ("12.000", "12000.00"),  # a dot between groups of exactly three digits: thousands
         ("12 000,50", "12000.50"),
-        ("12\u00a0000,50", "12000.50"),  # no-break space, as a spreadsheet copies it
+        ("12000,5", "12000.50"),
+        ("12000,50", "12000.50"),
+        ("12\u00a0000,50", "12000.50"),
+        ("1.234.567,50", "1234567.50"),
+        ("1 234 567", "1234567.00"),
         ("1\u202f234\u202f567,5", "1234567.50"),  # narrow no-break space
         ("  12,5 ", "12.50"),
         ("0", "0.00"),
@@ -70,8 +75,17 @@ def test_parse_sek_accepts(given: Any, amount: str) -> None:
 @pytest.mark.parametrize(
     ("given", "reason"),
     [
-        ("12.345", "får ha högst två decimaler"),  # text is what a person typed: never changed
-        ("12,000", "får ha högst två decimaler"),  # a thousands comma is not guessed at
+        # As the issue lists them: refused, with the Swedish form shown.
+        ("12.5", "har punkt som decimaltecken: skriv 12,5 kr"),
+        ("12000.50", "har punkt som decimaltecken: skriv 12 000,50 kr"),
+        ("12 000.50", "har punkt som decimaltecken: skriv 12 000,50 kr"),
+        ("12,000", "är tvetydigt: skriv 12 000 kr för tusental eller 12,00 kr"),  # never guessed at
+        ("12,345", "är tvetydigt: skriv 12 345 kr för tusental (högst två decimaler efter kommat)"),
+        ("12,3456", "får ha högst två decimaler (skriv t.ex. 12 000,50 kr)"),
+        ("12.34567", "har punkt som decimaltecken: skriv decimaler efter komma, högst två decimaler"),
+        ("12.00.000", "är inte ett tal"),
+        ("1 234.567", "har punkt som decimaltecken"),  # spaces and dots mixed: never guessed at
+        ("12 000,", "är inte ett tal"),
         ("-5", "får inte vara negativt"),
         ("\u22125", "får inte vara negativt"),
         (-0.01, "får inte vara negativt"),
@@ -231,7 +245,8 @@ def test_form_reads_swedish_amounts(typed: str, amount: str) -> None:
         ("1e30", "är inte ett tal"),
         ("nan", "är inte ett tal"),
         ("-5", "får inte vara negativt"),
-        ("12.345", "får ha högst två decimaler"),
+        ("12,345", "är tvetydigt"),
+        ("12.5", "har punkt som decimaltecken: skriv 12,5 kr"),
         ("10 000 000 000", "är för stort (högst 9 999 999 999,99 kr)"),
     ],
 )

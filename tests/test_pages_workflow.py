@@ -4,6 +4,7 @@ is offered (and allowed) the steps."""
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -20,7 +21,19 @@ from test_api import (
 )
 from webapp import TestApp as Desk
 
+from vembetalar.web.messages import error_id, label
+
 HEARING_AID = {**HEARING_AID_IN_SKANE, "date": "2025-09-01"}
+
+
+def assert_error_beside(html: str, named: str) -> None:
+    """The reason sits beside its field (the field points at it), and the message at the top names
+    the field by its Swedish label, never by its internal name."""
+    beside = error_id(named)
+    assert f'id="{beside}"' in html
+    assert re.search(rf'aria-describedby="[^"]*\b{beside}\b[^"]*" aria-invalid="true"', html), html
+    (alert,) = re.findall(r'<p class="error" role="alert">(.*?)</p>', html, re.DOTALL)
+    assert alert.startswith(f"{label(named)}: ") and f"{named}:" not in alert, alert
 
 
 def line_form(token: str, **overrides: str) -> dict[str, str]:
@@ -72,7 +85,7 @@ def test_a_wrong_line_is_named_and_keeps_what_was_typed(
     client, token = logged_in(shared_desk, "lakare.vgr")
     response = client.post(f"/cases/{case_id}/steps", data=line_form(token, **change))
     assert response.status_code == 422
-    assert f"{named}:" in response.text
+    assert_error_beside(response.text, named)
     for value in change.values():
         assert f'value="{value}"' in response.text
     assert events_of(shared_desk.api("lakare.vgr"), case_id) == []
@@ -96,7 +109,7 @@ def _commitments(desk: Desk, case_id: str) -> list[dict[str, Any]]:
     return rows
 
 
-@pytest.mark.parametrize("amount", ["Infinity", "NaN", "-5", "1e30", "99999999999", "12.345"])
+@pytest.mark.parametrize("amount", ["Infinity", "NaN", "-5", "1e30", "99999999999", "12,345", "12.5"])
 def test_the_commitment_form_refuses_absurd_amounts_and_stores_nothing(desk: Desk, amount: str) -> None:
     skane = desk.api("hjalpmedel.skane")
     case_id = create(skane, HEARING_AID)["id"]
@@ -106,7 +119,8 @@ def test_the_commitment_form_refuses_absurd_amounts_and_stores_nothing(desk: Des
         f"/cases/{case_id}/commitments", data=_commitment_form(token, amount_ceiling_sek=amount)
     )
     assert response.status_code == 422, response.text
-    assert "amount_ceiling_sek:" in response.text
+    assert_error_beside(response.text, "amount_ceiling_sek")
+    assert f'value="{amount}"' in response.text
     assert _commitments(desk, case_id) == []
 
 
@@ -144,7 +158,7 @@ def test_closing_needs_a_reason_and_ends_the_case(desk: Desk) -> None:
     case_id = create(desk.api("lakare.vgr"), HALLAND_AT_VGR)["id"]
     client, token = logged_in(desk, "lakare.vgr")
     refused = client.post(f"/cases/{case_id}/steps", data={"csrf": token, "step": "closed", "note": " "})
-    assert refused.status_code == 422 and "note:" in refused.text
+    assert refused.status_code == 422 and "Anteckning: ange skälet" in refused.text
     done = client.post(
         f"/cases/{case_id}/steps",
         data={"csrf": token, "step": "closed", "note": "behandlingen avslutad"},

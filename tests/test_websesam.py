@@ -284,7 +284,10 @@ def _file(*rows: str) -> bytes:
         (_file(ROW.format(pnr="", qty="1", amount="tre tusen")), "rad 2: «Belopp» är inte ett tal"),
         (_file(ROW.format(pnr="", qty="1", amount="NaN")), "rad 2: «Belopp» är inte ett tal"),
         (_file(ROW.format(pnr="", qty="inf", amount="1")), "rad 2: «Antal» är inte ett tal"),
-        (_file(ROW.format(pnr="", qty="1", amount="1,005")), "rad 2: «Belopp» får ha högst två decimaler"),
+        (
+            _file(ROW.format(pnr="", qty="1", amount="1,005")),
+            "rad 2: «Belopp» är tvetydigt: skriv 1 005 kr för tusental",
+        ),
         (_file(ROW.format(pnr="", qty="1", amount="")), "rad 2: «Belopp» saknas"),
         (
             _file("W1;2024-05-31;Region Halland;;13/05/2024;;Rollator;1;3000"),

@@ -28,6 +28,7 @@ OUTPUT_NAMES = {
     "contact": "vem som ska kontaktas",
     "payment_commitment_required": "om betalningsförbindelse krävs",
     "invoice": "fakturans mottagare och innehåll",
+    "clearance": "klartecken före utlämning",
 }
 #: vembetalar's own policy, shown as such and never as the agreement's words.
 NOT_NEEDED = "Behövs inte enligt avtalet (vembetalars dataminimering, inte avtalets ord)"

@@ -7,8 +7,10 @@ with a short Swedish reason (``BadAmount``) that the caller puts after the field
 
 Where the value comes from decides how strict "at most two decimals" is:
 
-* **Text** (a form, the API's string form) is what a person wrote, so it is exact: ``"12.345"``
-  is refused, never silently changed.
+* **Text** (a form, the API's string form) is what a person wrote, so it is exact: ``"12,345"``
+  is refused, never silently changed. A form's text is read as Swedes type it (``"swedish"``):
+  ``12 000``, ``12.000`` (a dot only between groups of three digits), ``12 000,50``; ``12.5``
+  and ``12,000`` are refused with the Swedish form shown. The API's text is ``12000.50`` (``"plain"``).
 * **A number** (a JSON number, a float in Python, a CSV or Parquet cell in the batch) is binary
   floating point: 0.57 often arrives as 0.5700000000000001 from a client that computed it. It is
   rounded to öre, half up, as its shortest decimal form reads (``repr``) — so 12.345 becomes
@@ -105,13 +107,74 @@ def swedish(value: Decimal) -> str:
     return f"{groups},{fraction}" if fraction else groups
 
 
+NBSP = "\u00a0"
+
+
+def format_sek(value: Decimal) -> str:
+    """An amount as every page shows it: ``85 000,00 kr`` (no-break spaces, so it never wraps)."""
+    return f"{_format(value, 2)}{NBSP}kr"
+
+
+def echo_sek(value: Decimal) -> str:
+    """The amount a form understood, said back: ``12 000 kr``, ``12 000,50 kr``."""
+    return f"{_format(value, 0 if value == value.to_integral_value() else 2)}{NBSP}kr"
+
+
+def format_quantity(value: Decimal) -> str:
+    """A quantity as Swedes write it: ``2,5``, ``1 000`` (no trailing zeros, never ``1E+3``)."""
+    text = f"{value.normalize():f}"
+    whole, _, fraction = text.lstrip("-").partition(".")
+    groups = f"{int(whole):,}".replace(",", NBSP)
+    return ("\u2212" if value < 0 else "") + (f"{groups},{fraction}" if fraction else groups)
+
+
+def format_amount(value: Decimal) -> str:
+    """An amount as a form field holds it: ``1 840,50`` (read back by ``parse_sek``)."""
+    return _format(value, 2)
+
+
+def _format(value: Decimal, places: int) -> str:
+    sign = "\u2212" if value < 0 else ""
+    whole, _, fraction = f"{abs(value).quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP):f}".partition(".")
+    groups = f"{int(whole):,}".replace(",", NBSP)
+    return f"{sign}{groups},{fraction}" if fraction else f"{sign}{groups}"
+
+
 # Digits are ASCII only: Python's \d and Decimal() would also take e.g. Arabic-Indic digits.
+_SPACES = " \u00a0\u202f"
+#: How Swedes type an amount: ``12000``, ``12 000`` (space, no-break space or narrow no-break space
+#: between thousands), ``12.000`` (a dot between groups of exactly three digits), then decimals
+#: after a comma: ``12 000,50``, ``12000,5``.
 _SWEDISH = re.compile(
     r"(?P<sign>[-\u2212])?"  # a minus, to say "negative" rather than "not a number"
-    r"(?P<whole>[0-9]{1,3}(?:[ \u00a0\u202f][0-9]{3})+|[0-9]+)"  # 12 000 (space, no-break space) or 12000
-    r"(?:[.,](?P<fraction>[0-9]+))?"
+    r"(?P<whole>[0-9]{1,3}(?:[ \u00a0\u202f][0-9]{3})+|[0-9]{1,3}(?:\.[0-9]{3})+|[0-9]+)"
+    r"(?:,(?P<fraction>[0-9]+))?"
+)
+#: A dot used as the decimal sign (``12.5``, ``12 000.50``): refused, with the Swedish form shown.
+_DOT_DECIMALS = re.compile(
+    r"[-\u2212]?(?P<whole>[0-9]{1,3}(?:[ \u00a0\u202f][0-9]{3})+|[0-9]+)\.(?P<fraction>[0-9]+)"
 )
 _PLAIN = re.compile(r"(?P<sign>-)?(?P<whole>[0-9]+)(?:\.(?P<fraction>[0-9]+))?")
+
+
+def _grouped(digits: str) -> str:
+    """``"12000"`` → ``"12 000"`` (plain spaces: what the user is shown to type)."""
+    return f"{int(digits):,}".replace(",", " ")
+
+
+def _swedish_refusal(text: str, bounds: Bounded) -> BadAmount:
+    """Why typed text is not an amount, showing how to write it the Swedish way."""
+    unit = f" {bounds.unit}" if bounds.unit else ""
+    dot = _DOT_DECIMALS.fullmatch(text)
+    if dot is not None:
+        whole, fraction = re.sub(f"[{_SPACES}]", "", dot["whole"]), dot["fraction"]
+        if len(fraction) > bounds.places:
+            return BadAmount(
+                f"har punkt som decimaltecken: skriv decimaler efter komma, {bounds.places_words}"
+                f" (t.ex. {bounds.example}{unit})"
+            )
+        return BadAmount(f"har punkt som decimaltecken: skriv {_grouped(whole)},{fraction}{unit}")
+    return BadAmount(f"är inte ett tal (skriv t.ex. {bounds.example}{unit})")
 
 
 def _checked(number: Decimal, bounds: Bounded, *, exact: bool) -> Decimal:
@@ -134,16 +197,24 @@ def _text(value: str, bounds: Bounded, rule: Literal["swedish", "plain"]) -> Dec
     match = (_SWEDISH if rule == "swedish" else _PLAIN).fullmatch(text)
     if match is None:
         if rule == "swedish":
-            unit = f" {bounds.unit}" if bounds.unit else ""
-            raise BadAmount(f"är inte ett tal (skriv t.ex. {bounds.example}{unit})")
+            raise _swedish_refusal(text, bounds)
         raise BadAmount(f"{NOT_A_NUMBER} eller en text som 1234.5 ({bounds.places_words})")
-    whole = re.sub(r"[ \u00a0\u202f]", "", match["whole"])
+    whole = re.sub(f"[{_SPACES}.]", "", match["whole"]) if rule == "swedish" else match["whole"]
     fraction = match["fraction"] or ""
     number = Decimal(f"{'-' if match['sign'] else ''}{whole}.{fraction or '0'}")
     if number < 0:
         raise BadAmount(NEGATIVE)
+    if rule == "swedish" and len(fraction) == 3 and bounds.places < 3 and whole == match["whole"]:
+        # "12,000": a comma before three digits is a thousands sign in English; never guess.
+        unit = f" {bounds.unit}" if bounds.unit else ""
+        thousands = f"{_grouped(whole + fraction)}{unit}"
+        decimals = f" eller {whole},{fraction[:2]}{unit}" if fraction.endswith("0") else ""
+        raise BadAmount(
+            f"är tvetydigt: skriv {thousands} för tusental{decimals} ({bounds.places_words} efter kommat)"
+        )
     if len(fraction) > bounds.places:
-        raise BadAmount(bounds.too_many_decimals)
+        unit = f" {bounds.unit}" if bounds.unit else ""
+        raise BadAmount(f"{bounds.too_many_decimals} (skriv t.ex. {bounds.example}{unit})")
     checked = _checked(number, bounds, exact=True)
     if rule == "plain" and not re.fullmatch(bounds.pattern, value):
         # Within bounds but not as the schema writes it (e.g. leading zeros): the schema decides.
@@ -178,7 +249,8 @@ def to_decimal(value: Any, bounds: Bounded, *, text: TextRule) -> Decimal:
 
 def parse_sek(value: Any) -> Decimal:
     """An amount in kronor from a number or from text a Swedish user typed (``12 000,50``,
-    ``12000.50``, ``12 000``), or BadAmount with the reason in Swedish."""
+    ``12.000``, ``12000,5``), or BadAmount with the reason in Swedish: ``12.5`` (a dot as the
+    decimal sign) and ``12,000`` (a comma before three digits) are refused, never guessed at."""
     return to_decimal(value, SEK, text="swedish")
 
 

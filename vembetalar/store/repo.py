@@ -189,7 +189,15 @@ def list_cases(
     payer: str | None = None,
     limit: int = 200,
     offset: int = 0,
+    reference: str | None = None,
+    since: dt.date | None = None,
+    until: dt.date | None = None,
+    party: str | None = None,
+    patient_id: str | None = None,
 ) -> Sequence[CaseRecord]:
+    """The cases ``actor`` may see, newest first, narrowed by any of: status, kind, state, payer,
+    a part of the case number, the case's date (``since``/``until``, both included), a party to
+    the case, and the patient (a normalised personnummer; the caller checks who may search by it)."""
     require(actor, "case.read")
     query = select(CaseRecord).where(visible_to(actor))
     for column, value in (
@@ -197,9 +205,20 @@ def list_cases(
         (CaseRecord.kind, kind),
         (CaseRecord.state, state),
         (CaseRecord.payer, payer),
+        (CaseRecord.patient_id, patient_id),
     ):
         if value:
             query = query.where(column == value)
+    if reference:
+        query = query.where(func.upper(CaseRecord.reference).contains(reference.upper(), autoescape=True))
+    if since is not None:
+        query = query.where(CaseRecord.case_date >= since)
+    if until is not None:
+        query = query.where(CaseRecord.case_date <= until)
+    if party:
+        query = query.where(
+            exists().where(CaseParty.case_id == CaseRecord.id, CaseParty.organisation_id == party)
+        )
     query = query.order_by(CaseRecord.created_at.desc(), CaseRecord.id).limit(limit).offset(offset)
     rows = db.scalars(query).all()
     if rows:
@@ -663,12 +682,45 @@ def list_events(
     return [(e, by.get(e.id)) for e in events]
 
 
+@dataclass(frozen=True)
+class AuditFilter:
+    """What the audit log is searched by (every part optional): who, which case(s), which
+    action, and a time range ``[since, until)``. ``case_ids`` holds the cases of a searched
+    patient; the personnummer itself is never written anywhere, ``by_patient`` only says it was
+    used (for the log of the search)."""
+
+    username: str | None = None
+    case_ids: tuple[str, ...] | None = None
+    action: str | None = None
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    by_patient: bool = False
+
+    def describe(self) -> str:
+        parts = [
+            f"användare {self.username}" if self.username else "",
+            "ärende" if self.case_ids is not None and not self.by_patient else "",
+            "personnummer" if self.by_patient else "",
+            f"händelse {self.action}" if self.action else "",
+            "tid" if self.since or self.until else "",
+        ]
+        used = [p for p in parts if p]
+        return f"filter: {', '.join(used)}" if used else ""
+
+
 def list_audit(
-    db: Session, actor: Actor, *, limit: int = 500, case_id: str | None = None
+    db: Session,
+    actor: Actor,
+    *,
+    limit: int = 500,
+    case_id: str | None = None,
+    where: AuditFilter | None = None,
+    offset: int = 0,
 ) -> Sequence[AuditEntry]:
     """An admin sees what the users of their organisation did, everything done to cases their
     organisation is party to, and failed logins under names nobody has (they belong to no
-    organisation; the entry holds the address, never the typed name, which may be a password)."""
+    organisation; the entry holds the address, never the typed name, which may be a password).
+    ``where`` narrows it, newest first from ``offset``."""
     require(actor, "audit.read")
     about_ours = exists().where(
         CaseParty.case_id == AuditEntry.case_id, CaseParty.organisation_id == actor.organisation_id
@@ -679,7 +731,20 @@ def list_audit(
     )
     if case_id:
         query = query.where(AuditEntry.case_id == case_id)
-    rows = db.scalars(query.order_by(AuditEntry.id.desc()).limit(limit)).all()
-    audit(db, actor, "audit.read", None, f"{len(rows)} rader")
+    if where is not None:
+        if where.username:
+            query = query.where(AuditEntry.username == where.username)
+        if where.case_ids is not None:
+            query = query.where(AuditEntry.case_id.in_(where.case_ids))
+        if where.action:
+            query = query.where(AuditEntry.action == where.action)
+        if where.since is not None:
+            query = query.where(AuditEntry.at >= where.since)
+        if where.until is not None:
+            query = query.where(AuditEntry.at < where.until)
+    query = query.order_by(AuditEntry.id.desc())
+    rows = db.scalars(query.offset(max(offset, 0)).limit(limit)).all()
+    described = where.describe() if where is not None else ""
+    audit(db, actor, "audit.read", None, f"{len(rows)} rader" + (f" ({described})" if described else ""))
     db.commit()
     return rows

@@ -36,6 +36,7 @@ from vembetalar.web import (
     handoff_pages,
     oversight_pages,
     pages,
+    plain,
     registry_pages,
     supply_pages,
     tokens,
@@ -74,7 +75,9 @@ def _error(request: Request, status: int, message: str, headers: Mapping[str, st
     if _wants_json(request):
         response = JSONResponse({"detail": message}, status_code=status)
     else:
-        response = pages.render(request, "error.html", status, status=status, message=message)
+        response = pages.render(
+            request, "error.html", status, status=status, message=plain.page_message(message)
+        )
     response.headers.update(headers or {})
     return response
 

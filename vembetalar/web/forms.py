@@ -76,6 +76,8 @@ class Input:
     type: str  # select | bool | number | text | date
     choices: tuple[tuple[str, str], ...] = ()
     help: str = ""
+    #: Long lists: the form offers a search by name (static/form.js) over the same select.
+    combobox: bool = False
 
 
 def _regions() -> tuple[tuple[str, str], ...]:
@@ -83,12 +85,19 @@ def _regions() -> tuple[tuple[str, str], ...]:
 
 
 def _municipalities() -> tuple[tuple[str, str], ...]:
-    return tuple((code, f"{code} {name}") for code, name in codes.municipalities().items())
+    """By name (``Karlstad (1780)``), so that typing the name finds it; the first two digits of
+    the code are the region's, which the form uses to offer only the chosen region's."""
+    found = sorted(codes.municipalities().items(), key=lambda item: (item[1], item[0]))
+    return tuple((code, f"{name} ({code})") for code, name in found)
 
 
 def _countries() -> tuple[tuple[str, str], ...]:
-    first = ["SE", "NO", "DK", "FI", "DE"]
-    return tuple((c, c) for c in first + sorted(c for c in codes.countries() if c not in first))
+    """By Swedish name where there is one (``Norge (NO)``), the Nordic countries first."""
+    from vembetalar.web.plain import country_name
+
+    first = ["SE", "NO", "DK", "FI", "IS"]
+    rest = sorted((c for c in codes.countries() if c not in first), key=lambda c: (country_name(c), c))
+    return tuple((c, f"{country_name(c)} ({c})" if country_name(c) != c else c) for c in first + rest)
 
 
 def _field(name: str, kind: str) -> Input:
@@ -97,9 +106,9 @@ def _field(name: str, kind: str) -> Input:
     if spec.domain == "region":
         return Input(name, label, "select", _regions(), help_text)
     if spec.domain == "municipality":
-        return Input(name, label, "select", _municipalities(), help_text)
+        return Input(name, label, "select", _municipalities(), help_text, combobox=True)
     if spec.domain == "country":
-        return Input(name, label, "select", _countries(), help_text)
+        return Input(name, label, "select", _countries(), help_text, combobox=True)
     if name == "product.area":
         return Input(name, label, "select", tuple((a, AREA_NAMES[a]) for a in KIND_AREAS[kind]), help_text)
     if name in CHOICES:
@@ -130,9 +139,30 @@ def form_fields(engine: Engine, kind: str) -> list[Input]:
     return [_field(name, kind) for name in candidate_fields(engine, kind)]
 
 
-def asked(decision: Decision | None, form: dict[str, str], candidates: Iterable[str]) -> list[str]:
-    """The fields to show: what the decision still waits for, and what the user has filled in."""
+def scope_fields(engine: Engine, kind: str) -> set[str]:
+    """The facts that say which agreement covers a case of this kind (its packs' scopes)."""
+    probe = dict.fromkeys(case_fields())
+    probe["kind"] = kind
+    return {
+        c.field
+        for pack in engine.packs
+        if all_of([c for c in pack.scope if c.field == "kind"], probe) is not False
+        for c in pack.scope
+    } - {"kind", "date"}
+
+
+def asked(
+    decision: Decision | None,
+    form: dict[str, str],
+    candidates: Iterable[str],
+    scope: Iterable[str] = (),
+) -> list[str]:
+    """The fields to show: what the decision still waits for, and what the user has filled in.
+    While no agreement covers the case yet, the facts that pick an agreement (``scope``) are
+    asked too: they can change the answer from "no agreement" to one."""
     wanted = set(decision.missing) if decision else set()
+    if decision is None or (decision.status == "no_agreement" and not decision.explanation.pack):
+        wanted |= set(scope)
     wanted |= {name for name in candidates if (form.get(name) or "").strip()}
     return [name for name in candidates if name in wanted]
 
