@@ -139,3 +139,22 @@ def test_the_live_decision_stays_in_sight_on_a_phone(page: Page) -> None:  # noq
     expect(decision.get_by_role("heading", name="Beslut")).to_be_in_viewport()
     expect(decision.locator(".first")).to_be_in_viewport()
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
+
+
+def test_the_audit_log_is_filtered_by_case_number_and_user(page: Page, live: Live) -> None:  # noqa: F811
+    """Who read this case? The admin filters by case number, then narrows by user."""
+    case = _a_case(live)
+    log_in(page, "lakare.vgr")
+    page.goto(f"/cases/{case['id']}")  # a read, audited
+    page.context.clear_cookies()
+    log_in(page, "admin.vgr")
+    page.goto("/audit")
+    page.get_by_label("Ärendenummer").fill(case["reference"])
+    page.get_by_role("button", name=re.compile("Filtrera|Visa")).first.click()
+    rows = page.locator("table.audit tbody tr")
+    expect(rows.first).to_contain_text(case["reference"])
+    assert all(case["reference"] in text for text in rows.all_inner_texts())
+    assert "lakare.vgr" in " ".join(rows.all_inner_texts())
+    page.get_by_role("textbox", name="Användare").fill("nobody.here")
+    page.get_by_role("button", name=re.compile("Filtrera|Visa")).first.click()
+    expect(page.get_by_text("Inga händelser med de här villkoren.")).to_be_visible()
