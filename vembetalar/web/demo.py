@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from importlib import resources
@@ -75,7 +76,17 @@ CASES = [
 INVOICING = "invoicing.yaml"
 REGISTRY = "registry.yaml"
 #: A demo case's note: the marker that it is loaded (and by which entry).
-MARKER = "Demoärende ({key})"
+MARKER = "Demoärende: {words}"
+#: How cases were marked before the marker was written in words (databases loaded then).
+OLD_MARKER = "Demoärende ({key})"
+
+
+def marker(key: str) -> str:
+    """The case's note: the demo key in words ("01_hallandspatient_i_vgr" → "hallandspatient i
+    vgr"), which also finds the case again so that loading twice adds nothing."""
+    words = re.sub(r"^\d+_", "", key).replace("_", " ").replace("-", " ")
+    return MARKER.format(words=words)
+
 
 #: The demo token is made anew at every start; it need not outlive a working week.
 DEMO_TOKEN_DAYS = 7
@@ -124,7 +135,8 @@ def _user(db: Session, username: str) -> User:
 
 
 def _marked(db: Session, key: str) -> CaseRecord | None:
-    return db.scalars(select(CaseRecord).where(CaseRecord.note == MARKER.format(key=key))).first()
+    notes = (marker(key), OLD_MARKER.format(key=key))
+    return db.scalars(select(CaseRecord).where(CaseRecord.note.in_(notes))).first()
 
 
 def invoicing_cases() -> list[dict[str, Any]]:
@@ -181,7 +193,7 @@ def _load_bundled(db: Session, engine: Engine, today: dt.date, report: LoadRepor
             patient_id=normalise_personnummer(patient_id) if patient_id else None,
             patient_initials=_initials(patient_name),
             product_name=product,
-            note=MARKER.format(key=key),
+            note=marker(key),
         )
         report.cases += 1
 
@@ -205,7 +217,7 @@ def _load_invoicing(db: Session, engine: Engine, spec: dict[str, Any], report: L
             patient_id=normalise_personnummer(patient["id"]) if patient.get("id") else None,
             patient_initials=_initials(patient.get("name")),
             product_name=spec.get("product"),
-            note=MARKER.format(key=key),
+            note=marker(key),
         )
         report.cases += 1
     done = {s.step for s in record.steps}
