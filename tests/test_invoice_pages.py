@@ -222,7 +222,7 @@ def test_downloads_pass_peppol_and_open_in_swedish_excel(desk: Desk) -> None:
 
 
 def test_csv_cells_that_look_like_formulas_are_neutralised() -> None:
-    from vembetalar.web.api import _cell
+    from vembetalar.spreadsheet import cell as _cell
 
     assert _cell("=HYPERLINK(1)") == "'=HYPERLINK(1)" and _cell("F14-000001") == "F14-000001"
 

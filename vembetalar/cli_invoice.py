@@ -209,7 +209,7 @@ def check_command(
 
 
 def _print_reconciliation(result: Reconciliation) -> None:
-    from vembetalar.handoffs.websesam import csv_number
+    from vembetalar.spreadsheet import number_cell
 
     table = Table(
         "resultat",
@@ -223,9 +223,9 @@ def _print_reconciliation(result: Reconciliation) -> None:
         table.add_row(
             total.kind,
             str(total.count),
-            csv_number(total.expected),
-            csv_number(total.billed),
-            csv_number(total.difference),
+            number_cell(total.expected),
+            number_cell(total.billed),
+            number_cell(total.difference),
         )
     out.print(table)
     for line in result.lines:
@@ -235,7 +235,8 @@ def _print_reconciliation(result: Reconciliation) -> None:
         rows = f" (rad {', '.join(str(r.line) for r in line.rows)})" if line.event and line.rows else ""
         out.print(
             f"[yellow]{line.kind}[/] {what} {line.date} {line.article}{rows}: "
-            f"vembetalar {csv_number(line.expected) or '–'} kr, webSesam {csv_number(line.billed) or '–'} kr",
+            f"vembetalar {number_cell(line.expected) or '–'} kr, "
+            f"webSesam {number_cell(line.billed) or '–'} kr",
             highlight=False,
         )
     for warning in result.warnings:

@@ -134,7 +134,12 @@ def render_html(doc: InvoiceDocument) -> str:
 def render_pdf(doc: InvoiceDocument) -> bytes:
     """One A4 PDF of the invoice or credit note, in Swedish. Same document, same bytes, apart
     from nothing: the PDF identifier is derived from the content and no dates are stamped."""
-    html = render_html(doc)
+    return pdf_of(render_html(doc))
+
+
+def pdf_of(html: str) -> bytes:
+    """A PDF from our own HTML, fetching nothing; its identifier comes from the content, so the
+    same page gives the same bytes."""
     identifier = hashlib.sha256(html.encode()).hexdigest()[:32].encode()
     pdf: bytes = HTML(string=html, url_fetcher=NoFetching()).write_pdf(pdf_identifier=identifier)
     return pdf

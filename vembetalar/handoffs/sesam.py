@@ -10,15 +10,13 @@ the case keeps is that the request went, how, and to whom.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from functools import cache
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
-from weasyprint import HTML  # type: ignore[import-untyped]
 
-from vembetalar.billing.pdf import NoFetching
+from vembetalar.billing.pdf import pdf_of
 from vembetalar.model.decision import Clearance
 from vembetalar.security import BadPersonnummer, normalise_personnummer
 
@@ -133,6 +131,4 @@ def request_pdf(clearance: Clearance, values: dict[str, str]) -> bytes:
         .get_template("sesam_request.html")
         .render(clearance=clearance, request=clearance.request, lines=request_lines(clearance, values))
     )
-    identifier = hashlib.sha256(html.encode()).hexdigest()[:32].encode()
-    pdf: bytes = HTML(string=html, url_fetcher=NoFetching()).write_pdf(pdf_identifier=identifier)
-    return pdf
+    return pdf_of(html)

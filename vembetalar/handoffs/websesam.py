@@ -36,6 +36,7 @@ from vembetalar.handoffs.websesam_mapping import ARTICLE_FIELDS, DELIMITERS, FIE
 from vembetalar.model import codes
 from vembetalar.model.money import QUANTITY, SEK, BadAmount, Bounded, to_decimal
 from vembetalar.rules.engine import Engine
+from vembetalar.spreadsheet import number_cell, text_cell
 
 #: The other system, as the packs' ``billed_by`` names it ("Visma webSesam").
 SYSTEM = "webSesam"
@@ -597,19 +598,6 @@ CSV_HEADER = (
 )
 
 
-def csv_number(value: Decimal | None, places: int | None = 2) -> str:
-    """Swedish Excel reads ``1840,50``; no thousands separator, which it could misread."""
-    if value is None:
-        return ""
-    text = f"{value:.{places}f}" if places is not None else f"{value.normalize():f}"
-    return text.replace(".", ",")
-
-
-def _cell(value: str) -> str:
-    """Text that a spreadsheet would run as a formula gets a leading apostrophe."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
-
-
 def result_rows(result: Reconciliation) -> list[list[str]]:
     """One row per finding, as CSV_HEADER names the columns. Text from the file is made safe
     for a spreadsheet here; numbers (a credit is negative) are left as numbers."""
@@ -620,15 +608,15 @@ def result_rows(result: Reconciliation) -> list[list[str]]:
             [
                 line.kind,
                 line.event.case_reference if line.event else "",
-                _cell(codes.party_name(line.recipient) if line.recipient else line.rows[0].customer),
+                text_cell(codes.party_name(line.recipient) if line.recipient else line.rows[0].customer),
                 line.date.isoformat(),
-                _cell(line.article_number),
-                _cell(line.article),
-                csv_number(line.quantity, None),
-                csv_number(line.expected),
-                csv_number(line.billed),
-                csv_number(line.difference) if line.kind != "matchad" else csv_number(Decimal(0)),
-                _cell(", ".join(numbers)),
+                text_cell(line.article_number),
+                text_cell(line.article),
+                number_cell(line.quantity, None),
+                number_cell(line.expected),
+                number_cell(line.billed),
+                number_cell(line.difference) if line.kind != "matchad" else number_cell(Decimal(0)),
+                text_cell(", ".join(numbers)),
                 ", ".join(str(r.line) for r in line.rows),
             ]
         )

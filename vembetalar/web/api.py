@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from vembetalar.model.decision import Decision
 from vembetalar.security import BadPersonnummer, initials, normalise_personnummer, patient_id_for
+from vembetalar.spreadsheet import cell
 from vembetalar.store import repo
 from vembetalar.store.models import BillableEvent, CaseRecord
 from vembetalar.store.repo import StepRefused
@@ -333,13 +334,6 @@ def list_audit(
     return [AuditOut.model_validate(r, from_attributes=True) for r in rows]
 
 
-def _cell(value: object) -> object:
-    """Text that a spreadsheet would run as a formula is quoted with a leading apostrophe."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
 def audit_csv(rows: list[AuditOut]) -> StreamingResponse:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -347,7 +341,7 @@ def audit_csv(rows: list[AuditOut]) -> StreamingResponse:
     for r in rows:
         writer.writerow(
             [
-                _cell(v)
+                cell(v)
                 for v in (
                     r.id,
                     r.at.isoformat(),

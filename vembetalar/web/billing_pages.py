@@ -28,8 +28,8 @@ from vembetalar.billing.run import RegistryIncomplete, RunReport
 from vembetalar.billing.ubl import to_ubl
 from vembetalar.model import codes
 from vembetalar.security import can, patient_id_for
+from vembetalar.spreadsheet import cell, number_cell
 from vembetalar.store import invoices, repo
-from vembetalar.web.api import _cell
 from vembetalar.web.auth import Principal, check_csrf
 from vembetalar.web.pages import DbDep, UserDep, _form, render, templates
 
@@ -182,11 +182,6 @@ async def invoice_run(request: Request, user: UserDep, db: DbDep) -> HTMLRespons
 
 
 # ---------------------------------------------------------------- downloads
-def _csv_number(value: Decimal) -> str:
-    """Swedish Excel reads ``1840,50``; no thousands separator, which it could misread."""
-    return f"{value:.2f}".replace(".", ",")
-
-
 @router.get("/invoices/export.csv")
 def invoice_export(user: UserDep, db: DbDep, direction: str = "", period: str | None = None) -> Response:
     """The invoices as CSV for Swedish Excel: ``;``, UTF-8 with BOM, comma decimals, ISO dates,
@@ -218,7 +213,7 @@ def invoice_export(user: UserDep, db: DbDep, direction: str = "", period: str | 
         invoice = view.invoice
         writer.writerow(
             [
-                _cell(value)
+                cell(value)
                 for value in (
                     invoice.number_text,
                     "Kreditnota" if invoice.kind == "credit_note" else "Faktura",
@@ -228,7 +223,7 @@ def invoice_export(user: UserDep, db: DbDep, direction: str = "", period: str | 
                     invoice.period,
                     invoice.issue_date.isoformat(),
                     invoice.due_date.isoformat(),
-                    _csv_number(Decimal(invoice.total_sek)),
+                    number_cell(Decimal(invoice.total_sek)),
                     invoices.STATUS_NAMES.get(view.status, view.status),
                     invoice.route,
                 )

@@ -14,11 +14,13 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
 
 from vembetalar.oversight import plots, review
 from vembetalar.oversight.run import ENTITY_NAMES, INDICATOR_NAMES
 from vembetalar.security import can
 from vembetalar.store import repo
+from vembetalar.store.oversight_models import OversightFlag
 from vembetalar.web.auth import Principal
 from vembetalar.web.pages import DbDep, UserDep, _form, render, templates
 
@@ -50,6 +52,17 @@ def _filters(
     )
 
 
+def _chosen(
+    db: Session, actor: repo.Actor, filters: review.Filters
+) -> tuple[list[str], review.Filters, list[OversightFlag]]:
+    """The periods the user's organisation has, the filters with a period it has (the newest
+    when none or an unknown one was asked for), and the flags they select."""
+    known = review.periods(db, actor)
+    if filters.period not in known:
+        filters = replace(filters, period=known[0] if known else None)
+    return known, filters, review.list_flags(db, actor, filters)
+
+
 @router.get("/oversight", response_class=HTMLResponse)
 def flag_list(
     request: Request,
@@ -62,11 +75,7 @@ def flag_list(
     code: str | None = None,
 ) -> HTMLResponse:
     actor = _actor(user)
-    known = review.periods(db, actor)
-    filters = _filters(period, indicator, entity_kind, status, code)
-    if filters.period not in known:
-        filters = replace(filters, period=known[0] if known else None)
-    flags = review.list_flags(db, actor, filters)
+    known, filters, flags = _chosen(db, actor, _filters(period, indicator, entity_kind, status, code))
     return render(
         request,
         "oversight_list.html",
@@ -139,11 +148,7 @@ def report(
 ) -> Response:
     """The filtered flags as one self-contained HTML file (inline CSS and SVG), to keep or send."""
     actor = _actor(user)
-    known = review.periods(db, actor)
-    filters = _filters(period, indicator, entity_kind, status, None)
-    if filters.period not in known:
-        filters = replace(filters, period=known[0] if known else None)
-    flags = review.list_flags(db, actor, filters)
+    _, filters, flags = _chosen(db, actor, _filters(period, indicator, entity_kind, status, None))
     repo.audit(db, actor, "oversight.report", None, f"{len(flags)} flaggor, period {filters.period or '-'}")
     db.commit()
     html = templates.get_template("oversight_report.html").render(

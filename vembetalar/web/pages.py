@@ -38,6 +38,7 @@ from vembetalar.security import (
     patient_id_for,
     verify_password,
 )
+from vembetalar.spreadsheet import text_cell
 from vembetalar.store import accounts, repo
 from vembetalar.store.event_import import decimal_field, line_of
 from vembetalar.store.models import CaseRecord, User
@@ -865,18 +866,13 @@ def _audit_csv(request: Request, user: Principal, db: Session, form: dict[str, s
     writer.writerow(["Tid", "Användare", "Organisation", "Händelse", "Ärende", "Detalj"])
     for r in rows:
         writer.writerow(
-            [_csv_cell(r[k]) for k in ("at", "username", "organisation", "action", "reference", "detail")]
+            [text_cell(r[k]) for k in ("at", "username", "organisation", "action", "reference", "detail")]
         )
     return Response(
         "\ufeff" + buffer.getvalue(),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="granskningslogg.csv"'},
     )
-
-
-def _csv_cell(value: str) -> str:
-    """A cell Excel shows as text: a leading =, +, - or @ would start a formula."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
 @router.get("/audit/export.csv")
