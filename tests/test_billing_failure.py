@@ -15,6 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 from test_api import HALLAND_AT_VGR
 from test_billing_run import DEMO_REGISTRY
@@ -104,13 +105,17 @@ from vembetalar.store.db import make_engine, session_factory
 from vembetalar.billing import run as billing
 engine = make_engine({url!r})
 rules = Engine(load_packs([]))
-original = billing._issue
+billing.BATCH_INVOICES = 3  # several transactions, each of several invoices
+original = billing._insert if {inside!r} else billing._store
 def slow(*args, **kwargs):
     made = original(*args, **kwargs)
-    print("issued", flush=True)
+    print("issued", flush=True)  # inside: the batch is inserted, not yet committed
     import time; time.sleep(0.15)
     return made
-billing._issue = slow
+if {inside!r}:
+    billing._insert = slow
+else:
+    billing._store = slow
 with session_factory(engine)() as db:
     today = dt.date.fromisoformat({today!r})
     billing.run_invoices(db, rules, issuer="region:14", period={period!r}, today=today)
@@ -118,15 +123,19 @@ print("done", flush=True)
 """
 
 
+@pytest.mark.parametrize("inside", [False, True], ids=["between-batches", "inside-a-batch"])
 def test_a_run_killed_half_way_leaves_whole_invoices_and_the_next_run_completes_it(
-    desk: Desk, tmp_path: Path
+    desk: Desk, tmp_path: Path, inside: bool
 ) -> None:
+    """Killed between two committed batches, or while a batch is written but not committed: the
+    invoices that exist are whole batches of whole invoices, and the next run bills the rest."""
     seed_patients(desk, 30)
     script = RUNNER.format(
         tests=str(Path(__file__).parent),
         url=desk.app.state.settings.database_url,
         period=PERIOD,
         today=TODAY.isoformat(),
+        inside=inside,
     )
     proc = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(script)],
@@ -138,7 +147,7 @@ def test_a_run_killed_half_way_leaves_whole_invoices_and_the_next_run_completes_
     assert proc.stdout is not None
     issued = 0
     deadline = time.monotonic() + 120
-    while issued < 5 and time.monotonic() < deadline:  # let a few invoices be made, then kill
+    while issued < 4 and time.monotonic() < deadline:  # let a few batches be made, then kill
         if proc.stdout.readline().strip() == "issued":
             issued += 1
     os.kill(proc.pid, signal.SIGKILL)
@@ -146,13 +155,14 @@ def test_a_run_killed_half_way_leaves_whole_invoices_and_the_next_run_completes_
     assert proc.returncode == -signal.SIGKILL, proc.stderr.read() if proc.stderr else ""
 
     with desk.app.state.sessions() as db:
-        made_before = db.scalar(select(func.count()).select_from(Invoice))
-    assert 5 <= (made_before or 0) < 30, "killed half-way"
+        made_before = db.scalar(select(func.count()).select_from(Invoice)) or 0
+    # Four batches of three were stored; killed inside the fourth, its three were never committed.
+    assert made_before == (9 if inside else 12), made_before
     assert_whole_and_gap_free_partial(desk)
 
     with desk.app.state.sessions() as db:
         report = run_invoices(db, desk.app.state.engine, issuer="region:14", period=PERIOD, today=TODAY)
-    assert len(report.invoices) == 30 - (made_before or 0)
+    assert len(report.invoices) == 30 - made_before
     assert assert_whole_and_gap_free(desk, 30) == list(range(1, 31))
 
 

@@ -82,10 +82,7 @@ def registry(desk: Desk) -> None:
 
 def run(desk: Desk, issuer: str, period: str = PERIOD) -> Any:
     with desk.app.state.sessions() as db:
-        report = run_invoices(db, desk.app.state.engine, issuer=issuer, period=period, today=TODAY)
-        for invoice in report.invoices:
-            db.expunge(invoice)
-        return report
+        return run_invoices(db, desk.app.state.engine, issuer=issuer, period=period, today=TODAY)
 
 
 def test_a_vgr_run_bills_each_route_once_and_every_invoice_passes_peppol(desk: Desk) -> None:

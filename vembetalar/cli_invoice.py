@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -10,10 +13,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 from sqlalchemy import select
 
-from vembetalar.billing.document import document_from_json
-from vembetalar.billing.files import write_all
+from vembetalar.billing.files import FileWriter, write_all
 from vembetalar.billing.registry import BadRegistry, apply_registry, read_registry
-from vembetalar.billing.run import RegistryIncomplete, RunReport, month_bounds, run_invoices
+from vembetalar.billing.run import (
+    IssuedInvoice,
+    Pending,
+    RegistryIncomplete,
+    RunReport,
+    month_bounds,
+    run_invoices,
+)
 from vembetalar.cli_common import err, failure, out
 from vembetalar.clock import BadClock, Clock
 from vembetalar.rules.engine import Engine
@@ -41,20 +50,36 @@ def write_files(documents: list[dict[str, Any]], folder: Path) -> None:
         write_all(documents, folder, progress=lambda n: bar.advance(task, n))
 
 
+#: A run's table lists this many invoices; the rest are counted (a large month makes thousands).
+SHOWN = 50
+
+
 def _print(report: RunReport) -> None:
     table = Table("faktura", "mottagare", "rader", "belopp (kr)", title=f"{report.issuer} {report.period}")
-    for inv in report.invoices:
-        doc = document_from_json(inv.document_json)
-        table.add_row(inv.number_text, doc.buyer.name, str(len(doc.lines)), f"{inv.total_sek:.2f}")
+    for inv in report.invoices[:SHOWN]:
+        table.add_row(inv.number_text, inv.buyer_name, str(inv.line_count), f"{inv.total_sek:.2f}")
+    if len(report.invoices) > SHOWN:
+        table.add_row(f"… och {len(report.invoices) - SHOWN} till", "", "", "")
     out.print(table)
-    for pending in report.pending:
-        out.print(f"[yellow]ej fakturerat[/] {pending.case_reference}: {pending.reason}", highlight=False)
-    for elsewhere in report.billed_elsewhere:
-        out.print(f"[cyan]faktureras på annat håll[/] {elsewhere.case_reference}: {elsewhere.reason}")
+    if report.invoices:
+        lines = sum(inv.line_count for inv in report.invoices)
+        total = sum(inv.total_sek for inv in report.invoices)
+        out.print(f"{len(report.invoices)} fakturor, {lines} rader, {total:.2f} kr", highlight=False)
+    for reference, reason, count in _by_case(report.pending):
+        out.print(f"[yellow]ej fakturerat[/] {reference}{count}: {reason}", highlight=False)
+    for reference, reason, count in _by_case(report.billed_elsewhere):
+        out.print(f"[cyan]faktureras på annat håll[/] {reference}{count}: {reason}", highlight=False)
     for warning in report.warnings:
         out.print(f"[yellow]varning[/] {warning}", highlight=False)
     if report.lost_races:
         out.print(f"{report.lost_races} grupp(er) fakturerades samtidigt av en annan körning")
+
+
+def _by_case(found: list[Pending]) -> list[tuple[str, str, str]]:
+    """One line per case and reason, with the number of events when more than one: a case can
+    have hundreds of dispensings in a month."""
+    counts = Counter((p.case_reference, p.reason) for p in found)
+    return [(ref, why, f" ({n} underlag)" if n > 1 else "") for (ref, why), n in counts.items()]
 
 
 @invoice_app.command("run")
@@ -81,7 +106,7 @@ def run_command(
     db_engine = make_engine()
     migrate(db_engine)
     skipped = False
-    with session_factory(db_engine)() as db:
+    with session_factory(db_engine)() as db, _writer(out_dir) as files:
         issuers = (
             [issuer]
             if issuer
@@ -89,7 +114,9 @@ def run_command(
         )
         for party in issuers:
             try:
-                report = run_invoices(db, rules, issuer=party, period=period, today=today)
+                report = run_invoices(
+                    db, rules, issuer=party, period=period, today=today, on_issued=files.add
+                )
             except RegistryIncomplete as exc:
                 if issuer:
                     raise _fail(str(exc)) from None
@@ -97,11 +124,39 @@ def run_command(
                 skipped = True
                 continue
             _print(report)
-            if out_dir is not None:
-                write_files([inv.document_json for inv in report.invoices], out_dir)
     db_engine.dispose()
     if skipped:
         out.print("Några parter hoppades över; fyll i organisationsregistret (vembetalar invoice registry).")
+
+
+class _Files:
+    """Where a run's invoices go as they are issued: counted on screen, and with ``--out`` their
+    files written meanwhile on the other cores."""
+
+    def __init__(self, writer: FileWriter | None, issued: Callable[[int], None]) -> None:
+        self.writer = writer
+        self.issued = issued
+
+    def add(self, issued: list[IssuedInvoice]) -> None:
+        self.issued(len(issued))
+        if self.writer is not None:
+            for invoice in issued:
+                self.writer.add(invoice.document_bytes, invoice.line_count)
+
+
+@contextmanager
+def _writer(folder: Path | None) -> Iterator[_Files]:
+    with Progress(
+        TextColumn("{task.description}"), TextColumn("{task.completed}"), console=err, transient=True
+    ) as bar:
+        made = bar.add_task("Fakturor skapade", total=None)
+        if folder is None:
+            yield _Files(None, lambda n: bar.advance(made, n))
+            return
+        files = bar.add_task("Filer skrivna (XML och PDF)", total=None)
+        with FileWriter(folder, progress=lambda n: bar.advance(files, n)) as writer:
+            yield _Files(writer, lambda n: bar.advance(made, n))
+    out.print(f"{writer.written} fakturor skrivna till {folder}", highlight=False)
 
 
 @invoice_app.command("write")

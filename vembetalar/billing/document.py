@@ -119,7 +119,7 @@ class InvoiceDocument:
         return self.line_total + self.tax_amount
 
 
-def _decimal_text(value: Any) -> str:
+def decimal_text(value: Any) -> str:
     if isinstance(value, Decimal):
         return str(value)
     raise TypeError(f"{type(value).__name__} is not JSON")
@@ -128,7 +128,7 @@ def _decimal_text(value: Any) -> str:
 def document_to_json(doc: InvoiceDocument) -> dict[str, Any]:
     """The document as JSON (dates ISO, amounts as text): how it is kept with the invoice.
     orjson walks the dataclasses in C: a run makes thousands of documents."""
-    plain: dict[str, Any] = orjson.loads(orjson.dumps(doc, default=_decimal_text))
+    plain: dict[str, Any] = orjson.loads(orjson.dumps(doc, default=decimal_text))
     return plain
 
 
@@ -150,17 +150,17 @@ def document_from_json(data: dict[str, Any]) -> InvoiceDocument:
             ),
         )
 
-    lines = tuple(
+    lines = tuple(  # positional: a document can have a hundred thousand lines
         DocLine(
-            number=line["number"],
-            description=line["description"],
-            quantity=Decimal(line["quantity"]),
-            unit_price=Decimal(line["unit_price"]),
-            amount=Decimal(line["amount"]),
-            varunummer=line.get("varunummer"),
-            properties=tuple((name, value) for name, value in line.get("properties", ())),
-            note=line.get("note"),
-            occurred_on=day(line.get("occurred_on")),
+            line["number"],
+            line["description"],
+            Decimal(line["quantity"]),
+            Decimal(line["unit_price"]),
+            Decimal(line["amount"]),
+            line.get("varunummer"),
+            tuple(map(tuple, line.get("properties", ()))),
+            line.get("note"),
+            day(line.get("occurred_on")),
         )
         for line in data["lines"]
     )

@@ -19,12 +19,14 @@ import gc
 import json
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import Any
+from functools import cached_property
+from typing import Any, NamedTuple
 
+import orjson
 from sqlalchemy import Text, cast, exists, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
@@ -35,22 +37,23 @@ from vembetalar.billing.document import (
     InvoiceDocument,
     OrgParty,
     TaxTreatment,
-    document_to_json,
+    decimal_text,
 )
 from vembetalar.billing.registry import luhn_ok, split_address
 from vembetalar.model import codes
 from vembetalar.rules.engine import Engine
 from vembetalar.rules.pack import Pack
 from vembetalar.rules.schema import InvoicingData, RecipientData
+from vembetalar.store.db import PreEncodedJSON
 from vembetalar.store.models import (
     Base,
     BillableEvent,
     BilledEvent,
     CaseRecord,
     DecisionRecord,
-    Invoice,
     InvoiceSeries,
     OrganisationDetails,
+    utcnow,
 )
 
 #: Riksavtalet för utomlänsvård: invoice within six months. No seed states a claim period, so this
@@ -88,10 +91,38 @@ class Pending:
 
 
 @dataclass
+class IssuedInvoice:
+    """An invoice a run stored, as its row says, with the document as stored (JSON bytes, parsed
+    only when asked for): a run of a large region's month makes thousands."""
+
+    id: int
+    issuer: str
+    series: str
+    number: int
+    number_text: str
+    kind: str
+    recipient: str
+    route: str
+    period: str
+    issue_date: dt.date
+    due_date: dt.date
+    total_sek: Decimal
+    status: str
+    buyer_name: str
+    line_count: int
+    document_bytes: bytes
+
+    @cached_property
+    def document_json(self) -> dict[str, Any]:
+        document: dict[str, Any] = orjson.loads(self.document_bytes)
+        return document
+
+
+@dataclass
 class RunReport:
     issuer: str
     period: str
-    invoices: list[Invoice] = field(default_factory=list)
+    invoices: list[IssuedInvoice] = field(default_factory=list)
     pending: list[Pending] = field(default_factory=list)
     billed_elsewhere: list[Pending] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -221,8 +252,9 @@ def _route_of(engine: Engine, decision: dict[str, Any]) -> _Route | InvoicingDat
 
 
 def _missing(event: Any, case: _CaseFacts, invoicing: InvoicingData) -> list[str]:
-    missing = [FIELD_NAMES[f] for f in invoicing.line_fields if getattr(event, f) is None]
-    missing += [FIELD_NAMES[f] for f in invoicing.case_fields if getattr(event, f) is None]
+    missing = [
+        FIELD_NAMES[f] for f in (*invoicing.line_fields, *invoicing.case_fields) if getattr(event, f) is None
+    ]
     if invoicing.patient == "personnummer" and not case.patient_id:
         missing.append("patientens personnummer")
     if invoicing.patient == "initials" and not case.patient_initials:
@@ -250,6 +282,36 @@ _EVENT_COLUMNS = (
     BillableEvent.decision_id,
     cast(BillableEvent.decision_json, Text).label("decision_text"),
 )
+
+
+class _Event(NamedTuple):
+    """An event as the run reads it. A plain tuple: a result row's attribute lookup costs ten
+    times a tuple's, and a run looks at a million events some twenty times each."""
+
+    id: int
+    case_id: str
+    occurred_on: dt.date
+    recipient: str | None
+    amount_sek: Decimal | None
+    quantity: Decimal | None
+    unit_price_sek: Decimal | None
+    product_name: str | None
+    varunummer: str | None
+    prescriber_name: str | None
+    unit_name: str | None
+    diarienummer: str | None
+    decision_id: int | None
+    decision_text: str | None
+
+
+assert _Event._fields == tuple(c.key if hasattr(c, "key") else c.name for c in _EVENT_COLUMNS)
+
+
+def _events(db: Session, issuer: str, start: dt.date, end: dt.date) -> list[_Event]:
+    """The period's standing, unbilled events, oldest first. Through the connection, not the ORM
+    session: these are plain rows."""
+    result = db.connection().execute(_standing_unbilled(issuer, start, end))
+    return list(map(_Event._make, result))
 
 
 @dataclass(frozen=True)
@@ -292,7 +354,7 @@ def billed_elsewhere(
     start, end = month_bounds(period)
     seen: dict[Any, Any] = {}
     found = []
-    for event in db.execute(_standing_unbilled(issuer, start, end)).all():
+    for event in _events(db, issuer, start, end):
         route = _route(db, engine, event, seen)
         if isinstance(route, InvoicingData):
             found.append((event, route))
@@ -320,51 +382,104 @@ def _case_facts(db: Session, case_ids: set[str]) -> dict[str, _CaseFacts]:
     return facts
 
 
-def _line(number: int, event: Any, case: _CaseFacts, invoicing: InvoicingData, marker: int | None) -> DocLine:
-    properties: list[tuple[str, str]] = []
-    if marker is not None:
-        properties.append(("Patient", f"{marker} ({case.patient_initials})"))
-    if invoicing.patient == "personnummer" and case.patient_id:
-        properties.append(("Personnummer", case.patient_id))
-    if event.diarienummer and "diarienummer" in invoicing.case_fields:
-        properties.append(("Diarienummer", event.diarienummer))
-    if event.prescriber_name:
-        properties.append((invoicing.prescriber_label, event.prescriber_name))
-    if event.unit_name:
-        properties.append((invoicing.unit_label, event.unit_name))
-    if invoicing.states_self_care:
-        properties.append(("Egenvård", "ja" if case.self_care else "nej"))
-    if case.self_care_unit:
-        properties.append(("Enhet som beslutat om egenvården", case.self_care_unit))
-    properties.append(("Datum", event.occurred_on.isoformat()))
-    amount = event.amount_sek or Decimal(0)
-    quantity = event.quantity if event.quantity else Decimal(1)
-    price = event.unit_price_sek if event.unit_price_sek is not None else amount
-    return DocLine(
-        number=number,
-        description=event.product_name or "Undantagshantering av receptläkemedel",
-        quantity=quantity,
-        unit_price=price,
-        amount=amount,
-        varunummer=event.varunummer,
-        properties=tuple(properties),
-        occurred_on=event.occurred_on,
-    )
+class _LineMaker:
+    """Builds one invoice's lines. What an agreement demands of a case (the patient's marker or
+    personnummer, self-care) is the same on every line of that case, so it is worked out once per
+    case, not once per event: a month of a large region is a million lines."""
+
+    def __init__(self, invoicing: InvoicingData) -> None:
+        self.invoicing = invoicing
+        self.marked = invoicing.several_patients and invoicing.patient == "initials"
+        self.markers: dict[str, int] = {}
+        self.initials: dict[int, str | None] = {}
+        self.by_case: dict[str, tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]] = {}
+        self.diarienummer = "diarienummer" in invoicing.case_fields
+
+    def _case(self, case: _CaseFacts) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
+        found = self.by_case.get(case.id)
+        if found is None:
+            head: list[tuple[str, str]] = []
+            if self.marked:
+                marker = self.markers.setdefault(case.patient_id or case.id, len(self.markers) + 1)
+                self.initials.setdefault(marker, case.patient_initials)
+                head.append(("Patient", f"{marker} ({case.patient_initials})"))
+            if self.invoicing.patient == "personnummer" and case.patient_id:
+                head.append(("Personnummer", case.patient_id))
+            tail: list[tuple[str, str]] = []
+            if self.invoicing.states_self_care:
+                tail.append(("Egenvård", "ja" if case.self_care else "nej"))
+            if case.self_care_unit:
+                tail.append(("Enhet som beslutat om egenvården", case.self_care_unit))
+            found = self.by_case[case.id] = (tuple(head), tuple(tail))
+        return found
+
+    def line(self, number: int, event: Any, case: _CaseFacts) -> DocLine:
+        head, tail = self._case(case)
+        middle: list[tuple[str, str]] = []
+        if event.diarienummer and self.diarienummer:
+            middle.append(("Diarienummer", event.diarienummer))
+        if event.prescriber_name:
+            middle.append((self.invoicing.prescriber_label, event.prescriber_name))
+        if event.unit_name:
+            middle.append((self.invoicing.unit_label, event.unit_name))
+        amount = event.amount_sek or Decimal(0)
+        return DocLine(
+            number,
+            event.product_name or "Undantagshantering av receptläkemedel",
+            event.quantity or Decimal(1),
+            event.unit_price_sek if event.unit_price_sek is not None else amount,
+            amount,
+            event.varunummer,
+            (*head, *middle, *tail, ("Datum", event.occurred_on.isoformat())),
+            None,
+            event.occurred_on,
+        )
+
+    def key_note(self) -> str | None:
+        """The key from line markers to patients' initials (Värmland: one invoice, several patients)."""
+        if not self.markers:
+            return None
+        return (
+            "Raderna är märkta med patientens nummer: "
+            + ", ".join(f"{m} = {self.initials[m]}" for m in sorted(self.initials))
+            + "."
+        )
 
 
-def _claim_warnings(events: Iterable[tuple[Any, _CaseFacts]], months: int, today: dt.date) -> list[str]:
-    out = []
+def _claim_warnings(events: Sequence[tuple[Any, _CaseFacts]], months: int, today: dt.date) -> list[str]:
+    """One warning per case and kind (lapsed, or nearing its deadline), not one per event: a case
+    can have hundreds of dispensings in a month, and the clerk acts on the case. ``events`` are
+    oldest first: when the oldest is far from its deadline, so are the others."""
+    oldest = next(iter(events), None)
+    if oldest is None or (add_months(oldest[0].occurred_on, months) - today).days > WARN_DAYS:
+        return []
+    deadlines: dict[dt.date, dt.date] = {}
+    by_case: dict[tuple[str, bool], list[tuple[dt.date, dt.date]]] = defaultdict(list)
     for event, case in events:
-        deadline = add_months(event.occurred_on, months)
+        day = event.occurred_on
+        deadline = deadlines.get(day)
+        if deadline is None:
+            deadline = deadlines[day] = add_months(day, months)
         if today > deadline:
-            out.append(
-                f"{case.reference}: underlaget från {event.occurred_on} skulle ha fakturerats senast "
-                f"{deadline} ({months} månader); det faktureras ändå"
-            )
+            by_case[(case.reference, True)].append((day, deadline))
         elif (deadline - today).days <= WARN_DAYS:
+            by_case[(case.reference, False)].append((day, deadline))
+    out = []
+    for (reference, lapsed), found in by_case.items():
+        first = min(found)
+        days = sorted({day for day, _ in found})
+        what = (
+            f"underlaget från {first[0]}"
+            if len(found) == 1
+            else f"{len(found)} underlag från {days[0]}–{days[-1]}"
+        )
+        if lapsed:
             out.append(
-                f"{case.reference}: underlaget från {event.occurred_on} ska faktureras senast {deadline}"
+                f"{reference}: {what} skulle ha fakturerats senast {first[1]} ({months} månader); "
+                "det faktureras ändå"
             )
+        else:
+            out.append(f"{reference}: {what} ska faktureras senast {first[1]}")
     return out
 
 
@@ -384,18 +499,23 @@ def ensure_series(db: Session, issuer: str, series: str = SERIES) -> None:
             db.rollback()
 
 
+def take_numbers(db: Session, issuer: str, count: int, series: str = SERIES) -> int:
+    """Take ``count`` consecutive numbers of the series inside the caller's transaction and
+    return the first. The update locks the row until the transaction ends, so a concurrent run
+    waits, and a rollback gives the numbers back: the series stays gap-free."""
+    table = Base.metadata.tables["invoice_series"]
+    after = db.execute(
+        update(table)
+        .where(table.c.issuer == issuer, table.c.series == series)
+        .values(next_number=table.c.next_number + count)
+        .returning(table.c.next_number)
+    ).scalar_one()
+    return int(after) - count
+
+
 def next_number(db: Session, issuer: str, series: str = SERIES) -> int:
     """Take the series' next number inside the caller's transaction (locking the row)."""
-    db.execute(
-        update(InvoiceSeries)
-        .where(InvoiceSeries.issuer == issuer, InvoiceSeries.series == series)
-        .values(next_number=InvoiceSeries.next_number)
-    )
-    row = db.get(InvoiceSeries, (issuer, series), populate_existing=True, with_for_update=True)
-    assert row is not None  # ensure_series made it
-    number = row.next_number
-    row.next_number = number + 1
-    return number
+    return take_numbers(db, issuer, 1, series)
 
 
 @contextmanager
@@ -423,11 +543,16 @@ def run_invoices(
     today: dt.date,
     user_id: int | None = None,
     claim_months_default: int = DEFAULT_CLAIM_MONTHS,
+    on_issued: Callable[[list[IssuedInvoice]], None] | None = None,
 ) -> RunReport:
     """Invoice ``issuer``'s standing, unbilled events of ``period``. Idempotent: what an earlier
-    (or concurrent) run billed is not billed again."""
+    (or concurrent) run billed is not billed again. ``on_issued`` is told of each batch of
+    invoices as soon as it is committed (``invoice run --out`` writes their files meanwhile)."""
     with _without_gc_pauses():
-        return _run(db, engine, issuer, period, today, user_id, claim_months_default)
+        return _run(db, engine, issuer, period, today, user_id, claim_months_default, on_issued)
+
+
+_GroupKey = tuple[str, str, str, str]
 
 
 def _run(
@@ -438,6 +563,7 @@ def _run(
     today: dt.date,
     user_id: int | None,
     claim_months_default: int,
+    on_issued: Callable[[list[IssuedInvoice]], None] | None,
 ) -> RunReport:
     start, end = month_bounds(period)
     report = RunReport(issuer, period)
@@ -451,13 +577,13 @@ def _run(
     assert details is not None
     seller = _seller(details)
     ensure_series(db, issuer)
-    events = db.execute(_standing_unbilled(issuer, start, end)).all()
+    events = _events(db, issuer, start, end)
     cases = _case_facts(db, {e.case_id for e in events})
-    rows = [(event, cases[event.case_id]) for event in events]
-    groups: dict[tuple[str, str, str, str], list[tuple[Any, _CaseFacts]]] = defaultdict(list)
-    routes: dict[tuple[str, str, str, str], _Route] = {}
+    groups: dict[_GroupKey, list[tuple[Any, _CaseFacts]]] = defaultdict(list)
+    routes: dict[_GroupKey, _Route] = {}
     seen: dict[str, Any] = {}
-    for event, case in rows:
+    for event in events:
+        case = cases[event.case_id]
         route = _route(db, engine, event, seen)
         if isinstance(route, str):
             report.pending.append(Pending(event.id, case.reference, event.recipient, route))
@@ -496,62 +622,79 @@ def _run(
         key = (event.recipient or "", route.pack.id, route.recipient_id, patient)
         groups[key].append((event, case))
         routes[key] = route
+    del events
+    buyers: dict[str, OrganisationDetails | None] = {}
+    batch: list[_Draft] = []
+    lines_in_batch = 0
     for key in sorted(groups):
         route = routes[key]
         months = (
             route.pack.meta.invoicing and route.pack.meta.invoicing.claim_months
         ) or claim_months_default
         report.warnings += _claim_warnings(groups[key], months, today)
-        invoice = _issue(db, report, seller, details, key, route, groups[key], today, start, end, user_id)
-        if invoice is not None:
-            report.invoices.append(invoice)
+        if key[0] not in buyers:
+            buyers[key[0]] = db.get(OrganisationDetails, key[0])
+        draft = _draft(
+            report, seller, details, key, route, groups.pop(key), buyers[key[0]], today, start, end
+        )
+        if draft is None:
+            continue
+        batch.append(draft)
+        lines_in_batch += len(draft.lines)
+        if len(batch) >= BATCH_INVOICES or lines_in_batch >= BATCH_LINES:
+            _store(db, report, batch, user_id, on_issued)
+            batch, lines_in_batch = [], 0
+    if batch:
+        _store(db, report, batch, user_id, on_issued)
     return report
 
 
-def _issue(
-    db: Session,
+#: Invoices are stored in batches, each batch one transaction: a run that dies leaves whole
+#: invoices (whole batches) or none, and a month of ten thousand invoices is not ten thousand
+#: commits. A batch ends at whichever limit it reaches first.
+BATCH_INVOICES = 200
+BATCH_LINES = 50_000
+
+
+@dataclass
+class _Draft:
+    """An invoice ready but for its number, which is taken when it is stored."""
+
+    recipient: str
+    route: _Route
+    document: InvoiceDocument
+    events: list[int]
+
+    @property
+    def lines(self) -> tuple[DocLine, ...]:
+        return self.document.lines
+
+
+def _draft(
     report: RunReport,
     seller: OrgParty,
     details: OrganisationDetails,
-    key: tuple[str, str, str, str],
+    key: _GroupKey,
     route: _Route,
     events: list[tuple[Any, _CaseFacts]],
+    buyer_details: OrganisationDetails | None,
     today: dt.date,
     start: dt.date,
     end: dt.date,
-    user_id: int | None,
-) -> Invoice | None:
+) -> _Draft | None:
     recipient_party = key[0]
-    buyer = _buyer(route.recipient, db.get(OrganisationDetails, recipient_party))
+    buyer = _buyer(route.recipient, buyer_details)
     if isinstance(buyer, str):
         for event, case in events:
             report.pending.append(Pending(event.id, case.reference, recipient_party, buyer))
         return None
     invoicing = route.invoicing
-    markers: dict[str, int] = {}
-    initials: dict[int, str | None] = {}
-    lines = []
-    marked = invoicing.several_patients and invoicing.patient == "initials"
-    for number, (event, case) in enumerate(events, start=1):
-        marker = None
-        if marked:
-            marker = markers.setdefault(case.patient_id or case.id, len(markers) + 1)
-            initials.setdefault(marker, case.patient_initials)
-        lines.append(_line(number, event, case, invoicing, marker))
-    notes = list(invoicing.notes)
-    if markers:
-        notes.append(
-            "Raderna är märkta med patientens nummer: "
-            + ", ".join(f"{m} = {initials[m]}" for m in sorted(initials))
-            + "."
-        )
     vat = route.pack.meta.invoicing.vat if route.pack.meta.invoicing else None
     tax = (
         TaxTreatment(vat.category, Decimal(str(vat.percent)), vat.exemption_code, vat.exemption_reason)
         if vat
         else TaxTreatment("E", Decimal(0), None, "Undantagen från skatteplikt")
     )
-    reference = getattr(route.recipient, invoicing.buyer_reference) if invoicing.buyer_reference else None
     if tax.category in ("S", "E", "Z") and not seller.vat_id:
         why = (
             f"säljarens momsregistreringsnummer saknas i organisationsregistret (momskategori {tax.category})"
@@ -559,51 +702,119 @@ def _issue(
         for event, case in events:
             report.pending.append(Pending(event.id, case.reference, recipient_party, why))
         return None
+    maker = _LineMaker(invoicing)
+    lines = tuple(maker.line(number, event, case) for number, (event, case) in enumerate(events, start=1))
+    notes = list(invoicing.notes)
+    if (key_note := maker.key_note()) is not None:
+        notes.append(key_note)
+    reference = getattr(route.recipient, invoicing.buyer_reference) if invoicing.buyer_reference else None
+    document = InvoiceDocument(
+        kind="invoice",
+        number="",  # taken when stored
+        issue_date=today,
+        due_date=today + dt.timedelta(days=details.payment_days),
+        seller=seller,
+        buyer=buyer,
+        buyer_reference=reference or route.recipient.name,
+        lines=lines,
+        tax=tax,
+        notes=tuple(notes),
+        period=(start, end),
+        contract_reference=f"{route.pack.id}/{route.recipient_id}",
+        project_reference=route.recipient.project_code,
+    )
+    return _Draft(recipient_party, route, document, [event.id for event, _ in events])
+
+
+def _store(
+    db: Session,
+    report: RunReport,
+    batch: list[_Draft],
+    user_id: int | None,
+    on_issued: Callable[[list[IssuedInvoice]], None] | None,
+) -> None:
+    """Store a batch in one transaction; if a concurrent run billed any of its events first,
+    store its invoices one by one instead, so only the groups that run took are given up."""
     try:
-        number = next_number(db, report.issuer)
-        document = InvoiceDocument(
-            kind="invoice",
-            number=number_text(SERIES, report.issuer, number),
-            issue_date=today,
-            due_date=today + dt.timedelta(days=details.payment_days),
-            seller=seller,
-            buyer=buyer,
-            buyer_reference=reference or route.recipient.name,
-            lines=tuple(lines),
-            tax=tax,
-            notes=tuple(notes),
-            period=(start, end),
-            contract_reference=f"{route.pack.id}/{route.recipient_id}",
-            project_reference=route.recipient.project_code,
-        )
-        invoice = Invoice(
-            issuer=report.issuer,
-            series=SERIES,
-            number=number,
-            number_text=document.number,
-            kind="invoice",
-            recipient=recipient_party,
-            route=document.contract_reference or "",
-            period=report.period,
-            issue_date=today,
-            due_date=document.due_date,
-            total_sek=document.payable,
-            status="draft",
-            document_json=document_to_json(document),
-            created_by=user_id,
-        )
-        db.add(invoice)
-        db.flush()
-        db.execute(  # the table, not the mapped class: no ORM bookkeeping per billed event
-            insert(Base.metadata.tables["billed_events"]),
-            [
-                {"event_id": event.id, "invoice_id": invoice.id, "line_number": n}
-                for n, (event, _) in enumerate(events, start=1)
-            ],
-        )
+        issued = _insert(db, report, batch, user_id)
         db.commit()
-    except IntegrityError:  # a concurrent run billed some of these events first: it keeps them
+    except IntegrityError:
         db.rollback()
-        report.lost_races += 1
-        return None
-    return invoice
+        if len(batch) == 1:
+            report.lost_races += 1
+            return
+        for draft in batch:
+            _store(db, report, [draft], user_id, on_issued)
+        return
+    report.invoices += issued
+    if on_issued is not None:
+        on_issued(issued)
+
+
+_INVOICES = Base.metadata.tables["invoices"]
+
+
+def _insert(db: Session, report: RunReport, batch: list[_Draft], user_id: int | None) -> list[IssuedInvoice]:
+    """Tables, not mapped classes: no ORM bookkeeping for thousands of invoices and a million
+    billed events."""
+    first = take_numbers(db, report.issuer, len(batch))
+    issued: list[IssuedInvoice] = []
+    billed: list[tuple[int, int, int]] = []
+    now = utcnow()
+    for number, draft in enumerate(batch, start=first):
+        document = replace(draft.document, number=number_text(SERIES, report.issuer, number))
+        route = document.contract_reference or ""
+        encoded = orjson.dumps(document, default=decimal_text)
+        row = {
+            "issuer": report.issuer,
+            "series": SERIES,
+            "number": number,
+            "number_text": document.number,
+            "kind": "invoice",
+            "recipient": draft.recipient,
+            "route": route,
+            "period": report.period,
+            "issue_date": document.issue_date,
+            "due_date": document.due_date,
+            "total_sek": document.payable,
+            "status": "draft",
+            "document_json": PreEncodedJSON(encoded),
+            "created_at": now,
+            "created_by": user_id,
+        }
+        invoice_id = db.execute(insert(_INVOICES).returning(_INVOICES.c.id), row).scalar_one()
+        billed += [(event_id, invoice_id, n) for n, event_id in enumerate(draft.events, start=1)]
+        issued.append(
+            IssuedInvoice(
+                id=invoice_id,
+                issuer=report.issuer,
+                series=SERIES,
+                number=number,
+                number_text=document.number,
+                kind="invoice",
+                recipient=draft.recipient,
+                route=route,
+                period=report.period,
+                issue_date=document.issue_date,
+                due_date=document.due_date,
+                total_sek=document.payable,
+                status="draft",
+                buyer_name=document.buyer.name,
+                line_count=len(document.lines),
+                document_bytes=encoded,
+            )
+        )
+    _insert_billed(db, billed)
+    return issued
+
+
+def _insert_billed(db: Session, rows: list[tuple[int, int, int]]) -> None:
+    """``billed_events`` rows straight to the driver's executemany: one per invoice line, a
+    million in a large month, and SQLAlchemy's per-row parameter handling would cost more than
+    SQLite's insert."""
+    connection = db.connection()
+    marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    columns = "event_id, invoice_id, line_number"
+    connection.exec_driver_sql(
+        f"INSERT INTO billed_events ({columns}) VALUES ({marker}, {marker}, {marker})", rows
+    )

@@ -41,7 +41,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from decimal import Decimal
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from lxml import etree
 
@@ -275,29 +275,19 @@ class _Writer:
                 f"      <cbc:EndDate>{day}</cbc:EndDate>\n    </cac:InvoicePeriod>\n"
             )
         parts.append("    <cac:Item>\n")
-        name = clean_text(line.description)
-        short = _item_name(name)
-        if short != name and name:
-            parts.append(f"      <cbc:Description>{_text(name)}</cbc:Description>\n")
-        if short:
-            parts.append(f"      <cbc:Name>{_text(short)}</cbc:Name>\n")
-        if line.varunummer and (number := clean_text(line.varunummer)):
-            parts.append(
-                "      <cac:SellersItemIdentification>\n"
-                f"        <cbc:ID>{_text(number)}</cbc:ID>\n      </cac:SellersItemIdentification>\n"
-            )
+        item = _item_text(line.description)
+        if item:
+            parts.append(item)
+        if line.varunummer:
+            parts.append(_sellers_item_text(line.varunummer))
         parts.append(self.line_tax_text)
         for prop_name, prop_value in line.properties:
-            key, value = clean_text(prop_name), clean_text(prop_value)
-            if not key or not value:
+            block = _property_text(prop_name, prop_value)
+            if not block:
                 raise ValueError(
                     f"line {line.number}: property {prop_name!r} needs a name and a value (BR-54)"
                 )
-            parts.append(
-                "      <cac:AdditionalItemProperty>\n"
-                f"        <cbc:Name>{_text(key)}</cbc:Name>\n        <cbc:Value>{_text(value)}</cbc:Value>\n"
-                "      </cac:AdditionalItemProperty>\n"
-            )
+            parts.append(block)
         parts.append(
             f'    </cac:Item>\n    <cac:Price>\n      <cbc:PriceAmount currencyID="{self.currency_attr}">'
             f"{_number(line.unit_price)}</cbc:PriceAmount>\n    </cac:Price>\n  </{tag}>\n"
@@ -322,6 +312,48 @@ class _Writer:
         holder = etree.Element("holder", nsmap={"cac": NS_CAC, "cbc": NS_CBC})
         self.tax_category(holder, "ClassifiedTaxCategory", breakdown=False)
         return holder[0]
+
+
+# The text blocks of a line, cleaned and escaped once per distinct value: a month's lines repeat
+# the same products, prescribers, units, dates and patients thousands of times.
+_CACHE = 1 << 16
+
+
+@lru_cache(maxsize=_CACHE)
+def _item_text(description: str) -> str:
+    """cbc:Description (when the name is cut) and cbc:Name; empty when there is no name."""
+    name = clean_text(description)
+    short = _item_name(name)
+    text = ""
+    if short != name and name:
+        text += f"      <cbc:Description>{_text(name)}</cbc:Description>\n"
+    if short:
+        text += f"      <cbc:Name>{_text(short)}</cbc:Name>\n"
+    return text
+
+
+@lru_cache(maxsize=_CACHE)
+def _sellers_item_text(varunummer: str) -> str:
+    number = clean_text(varunummer)
+    if not number:
+        return ""
+    return (
+        "      <cac:SellersItemIdentification>\n"
+        f"        <cbc:ID>{_text(number)}</cbc:ID>\n      </cac:SellersItemIdentification>\n"
+    )
+
+
+@lru_cache(maxsize=_CACHE)
+def _property_text(name: str, value: str) -> str:
+    """cac:AdditionalItemProperty; empty when the name or the value is (BR-54: the caller refuses)."""
+    key, text = clean_text(name), clean_text(value)
+    if not key or not text:
+        return ""
+    return (
+        "      <cac:AdditionalItemProperty>\n"
+        f"        <cbc:Name>{_text(key)}</cbc:Name>\n        <cbc:Value>{_text(text)}</cbc:Value>\n"
+        "      </cac:AdditionalItemProperty>\n"
+    )
 
 
 def _text(value: str) -> str:
@@ -388,7 +420,7 @@ def _check(doc: InvoiceDocument) -> None:
                 f"line {line.number}: amount {line.amount} is not quantity {line.quantity} × price "
                 f"{line.unit_price} (PEPPOL-EN16931-R120 allows 0.02)"
             )
-        if not clean_text(line.description):
+        if not _item_text(line.description):
             raise ValueError(f"line {line.number}: the item needs a name (BR-25)")
         if line.occurred_on is not None and doc.period is not None:
             start, end = doc.period

@@ -67,8 +67,20 @@ def make_engine(url: str | None = None) -> Engine:
     )
 
 
+class PreEncodedJSON:
+    """A value for a JSON column that is JSON already (bytes from orjson): stored as it is, not
+    decoded and encoded again. The invoice run encodes each document once and keeps the bytes."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
 def _json_text(value: object) -> str:
     """JSON columns encoded by orjson: invoice documents and decisions are large and many."""
+    if isinstance(value, PreEncodedJSON):
+        return value.data.decode()
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 

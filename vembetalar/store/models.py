@@ -240,6 +240,8 @@ class BillableEvent(Base):
     __table_args__ = (
         UniqueConstraint("case_id", "idempotency_key", name="uq_billable_events_case_key"),
         UniqueConstraint("supersedes_id", name="uq_billable_events_supersedes"),
+        # The invoice run's question: one issuer's events of one month (migration 0010).
+        Index("ix_billable_events_issuer_day", "issuer", "occurred_on"),
     )
 
 
