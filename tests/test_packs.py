@@ -120,6 +120,25 @@ def test_yaml_norway_problem_is_caught(tmp_path: Path) -> None:
         load_pack(write_pack(tmp_path, "norge", header, RULES_OK))
 
 
+def test_a_rules_own_invoicing_names_a_rule_of_the_pack_and_comes_first(tmp_path: Path) -> None:
+    """``invoicing.rules`` (Skåne: Sesam LMN is billed by VO Hjälpmedel, not webSesam) must name
+    rules the pack has, and wins over the recipient's entry for decisions resting on that rule."""
+    invoicing = (
+        'invoicing: {{recipients: {{"*": {{billed_by: Visma webSesam, cite: [betalar]}}}}, '
+        "rules: {{{rule}: {{billed_by: VO Hjälpmedel (Sesam LMN), cite: [betalar]}}}}}}"
+    )
+    bad = pack_header("fel_regel", extra=invoicing.format(rule="finns-inte"))
+    with pytest.raises(PackError, match=r"invoicing\.rules: okänd regel 'finns-inte'"):
+        load_pack(write_pack(tmp_path, "fel_regel", bad, RULES_OK))
+    pack = load_pack(
+        write_pack(tmp_path, "egen", pack_header("egen", extra=invoicing.format(rule="hemregion")), RULES_OK)
+    )
+    by_rule = pack.invoicing_for("region:13", ["egen/hemregion"])
+    by_recipient = pack.invoicing_for("region:13", ["egen/annan"])
+    assert by_rule is not None and by_rule.billed_by == "VO Hjälpmedel (Sesam LMN)"
+    assert by_recipient is not None and by_recipient.billed_by == "Visma webSesam"
+
+
 ANALYSIS_RULES = """\
 tables:
   - id: vag

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
-from test_api import create, take
+from test_api import API, create, take
 from test_billing_run import registry, run
 from test_cli_invoice import cli
 from test_invoice_pages import add_user, signed_in
@@ -344,6 +344,20 @@ ROLLATOR = {
     "product": {"area": "mobility", "cost_sek": 3000, "advanced_adaptation": False},
 }
 WHEELCHAIR = {**ROLLATOR, "patient": {"home_region": "17", "country": "SE"}}
+INCONTINENCE = {
+    **WHEELCHAIR,
+    "product": {"area": "incontinence", "cost_sek": 900, "advanced_adaptation": False},
+}
+SESAM_REQUEST = {
+    "personnummer": "19121212-1212",
+    "name": "Tolvan Tolvansson",
+    "street_address": "Storgatan 7",
+    "postcode": "29133",
+    "town": "Kristianstad",
+    "phone": "070-123 45 67",
+    "prescriber_name": "Sara Sköterska",
+    "prescriber_email": "sara.skoterska@skane.se",
+}
 
 
 def _line(day: str, product: str, quantity: str, price: str) -> dict[str, str]:
@@ -398,6 +412,30 @@ def test_the_events_are_those_the_run_lists_as_billed_by_websesam(desk: Desk) ->
         ("2025-09-04", "region:13", "Rollatorkorg", "300.00"),
         ("2025-09-05", "region:17", "Ryggstöd", "800.00"),
     ]
+
+
+@sqlite_only
+def test_sesam_lmn_deliveries_are_billed_by_vo_hjalpmedel_and_kept_out_of_the_websesam_check(
+    desk: Desk,
+) -> None:
+    """Seed 001: diabetes, incontinence and nutrition go through Sesam LMN, where VO Hjälpmedel
+    bills ("i samband med fakturering"); only webSesam's own events are reconciled with webSesam."""
+    skane_events(desk)
+    skane = desk.api("hjalpmedel.skane")
+    incontinence = create(skane, INCONTINENCE, patient_id="19121212-1212")
+    request = {"delivery": "pdf", **SESAM_REQUEST}
+    assert skane.post(f"{API}/cases/{incontinence['id']}/sesam-request", json=request).status_code == 200
+    take(skane, incontinence["id"], "cleared", note="Klartecken per telefon")
+    take(skane, incontinence["id"], "delivered", line=_line("2025-09-10", "Inkontinensskydd", "1", "900"))
+    registry(desk)
+    report = run(desk, "region:12")
+    assert report.invoices == []
+    systems = {p.case_reference: p.reason for p in report.billed_elsewhere}
+    assert systems[incontinence["reference"]].startswith("faktureras av VO Hjälpmedel (Sesam LMN)")
+    assert sum("Visma webSesam" in why for why in systems.values()) == 2  # the rollator and the wheelchair
+    with desk.app.state.sessions() as db:
+        events = websesam.elsewhere_events(db, desk.app.state.engine, issuer="region:12", period=PERIOD)
+    assert "Inkontinensskydd" not in {e.product_name for e in events} and len(events) == 4
 
 
 @sqlite_only

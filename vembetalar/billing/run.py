@@ -240,7 +240,7 @@ def _route_of(engine: Engine, decision: dict[str, Any]) -> _Route | InvoicingDat
         return "avtalet som beslutet vilar på finns inte längre bland de inlästa avtalen"
     recipient = ((decision.get("invoice") or {}).get("recipient")) or {}
     recipient_id = recipient.get("id")
-    invoicing = pack.invoicing_for(recipient_id)
+    invoicing = pack.invoicing_for(recipient_id, decision.get("rule_ids") or [rule_id])
     if invoicing is None:
         note = (decision.get("invoice") or {}).get("note") or decision.get("payer_note")
         return note or "avtalet anger inte hur fakturan ska se ut; fråga betalaren"

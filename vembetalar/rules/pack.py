@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from importlib import resources
@@ -102,10 +102,16 @@ class Pack:
         end = self.meta.valid_to.isoformat() if self.meta.valid_to else "tills vidare"
         return f"{start} – {end}"
 
-    def invoicing_for(self, recipient_id: str | None) -> InvoicingData | None:
-        """How this agreement's invoice to ``recipient_id`` is made (``"*"`` covers any)."""
+    def invoicing_for(self, recipient_id: str | None, rule_ids: Sequence[str] = ()) -> InvoicingData | None:
+        """How this agreement's invoice to ``recipient_id`` is made (``"*"`` covers any). The
+        own entry of a rule the decision rests on (``rule_ids`` as the decision names them,
+        ``pack/rule``, in its order) comes first."""
         if self.meta.invoicing is None:
             return None
+        for rule_id in rule_ids:
+            by_rule = self.meta.invoicing.rules.get(rule_id.rsplit("/", 1)[-1])
+            if by_rule is not None:
+                return by_rule
         found = self.meta.invoicing.recipients
         return found.get(recipient_id or "") or found.get("*")
 
@@ -276,6 +282,10 @@ def load_pack(folder: Path) -> Pack:
         ref = invoicing.buyer_reference
         if ref and name != "*" and getattr(meta.recipients[name], ref) is None:
             raise PackError(f"{meta_path}: invoicing.recipients.{name}: mottagaren saknar {ref}")
+    for name, invoicing in (meta.invoicing.rules if meta.invoicing else {}).items():
+        for cid in invoicing.cite:
+            if cid not in meta.citations:
+                raise PackError(f"{meta_path}: invoicing.rules.{name}: okänd citering {cid!r}")
 
     rules_raw = _read_yaml(rules_path)
     if isinstance(rules_raw, dict):
@@ -363,6 +373,9 @@ def load_pack(folder: Path) -> Pack:
             indexed.append(replace(r, condition_index=index))
         tables[t_index] = replace(t, rules=tuple(indexed))
     conditions = tuple(canonical[i] for i in range(len(distinct)))
+    for name in meta.invoicing.rules if meta.invoicing else {}:
+        if name not in seen_rules:
+            raise PackError(f"{meta_path}: invoicing.rules: okänd regel {name!r}")
 
     tests = None
     if tests_path.exists():

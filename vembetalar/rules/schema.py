@@ -144,6 +144,8 @@ class InvoicingData(_Yaml):
     #: Another system invoices these events (webSesam): vembetalar never invoices them again.
     billed_by: str | None = None
     cite: list[str] = []
+    #: Where the agreement leaves something open and the pack had to read it (recorded, shown).
+    interpretation: str | None = None
 
 
 class VatData(_Yaml):
@@ -164,6 +166,10 @@ class BillingData(_Yaml):
     claim_months: int | None = None
     #: Per recipient id of ``recipients`` (or ``"*"`` for any recipient the rules name).
     recipients: dict[str, InvoicingData] = {}
+    #: Per rule id of this pack, before ``recipients``: where the agreement says that a rule's
+    #: events are invoiced otherwise (Skåne: diabetes and incontinence by VO Hjälpmedel through
+    #: Sesam LMN, everything else by Visma webSesam).
+    rules: dict[str, InvoicingData] = {}
 
 
 class PackMeta(_Yaml):
