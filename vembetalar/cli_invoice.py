@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -25,6 +27,7 @@ from vembetalar.billing.run import (
 )
 from vembetalar.cli_common import err, failure, out
 from vembetalar.clock import BadClock, Clock
+from vembetalar.model.money import format_amount
 from vembetalar.rules.engine import Engine
 from vembetalar.rules.pack import PackError, load_packs
 from vembetalar.store.db import make_engine, migrate, session_factory
@@ -47,7 +50,32 @@ def write_files(documents: list[dict[str, Any]], folder: Path) -> None:
         TextColumn("Skriver XML och PDF"), BarColumn(), MofNCompleteColumn(), console=err, transient=True
     ) as bar:
         task = bar.add_task("filer", total=len(documents))
-        write_all(documents, folder, progress=lambda n: bar.advance(task, n))
+        try:
+            write_all(documents, folder, progress=lambda n: bar.advance(task, n))
+        except (ValueError, OSError, BrokenProcessPool) as exc:
+            raise _files_failed(exc, folder) from None
+
+
+def _writable(folder: Path) -> None:
+    """Refuse an ``--out`` folder that cannot be written before anything is invoiced."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".vembetalar-skrivtest"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise _fail(f"kan inte skriva till {folder}: {exc.strerror or exc}; inget har fakturerats") from None
+
+
+def _files_failed(exc: BaseException, folder: Path) -> typer.Exit:
+    """A file that could not be written (a full disk, a folder without rights, a document the
+    e-invoice rules refuse): one sentence, and how to write the files again once it is fixed."""
+    why = str(exc).strip() or type(exc).__name__
+    return _fail(
+        f"filerna kunde inte skrivas till {folder}: {why}. Fakturorna finns kvar; skriv filerna igen "
+        f"när felet är rättat: vembetalar invoice write --out {folder}",
+        1,
+    )
 
 
 #: A run's table lists this many invoices; the rest are counted (a large month makes thousands).
@@ -55,16 +83,27 @@ SHOWN = 50
 
 
 def _print(report: RunReport) -> None:
+    if not (report.invoices or report.pending or report.billed_elsewhere or report.warnings):
+        out.print(f"{report.issuer} {report.period}: inget nytt att fakturera", highlight=False)
+        return
     table = Table("faktura", "mottagare", "rader", "belopp (kr)", title=f"{report.issuer} {report.period}")
     for inv in report.invoices[:SHOWN]:
-        table.add_row(inv.number_text, inv.buyer_name, str(inv.line_count), f"{inv.total_sek:.2f}")
+        table.add_row(inv.number_text, inv.buyer_name, str(inv.line_count), format_amount(inv.total_sek))
     if len(report.invoices) > SHOWN:
         table.add_row(f"… och {len(report.invoices) - SHOWN} till", "", "", "")
-    out.print(table)
+    if report.invoices:
+        out.print(table)
+    else:
+        out.print(f"{report.issuer} {report.period}: inga fakturor", highlight=False)
     if report.invoices:
         lines = sum(inv.line_count for inv in report.invoices)
-        total = sum(inv.total_sek for inv in report.invoices)
-        out.print(f"{len(report.invoices)} fakturor, {lines} rader, {total:.2f} kr", highlight=False)
+        total = sum((inv.total_sek for inv in report.invoices), Decimal(0))
+        made = len(report.invoices)
+        out.print(
+            f"{made} {'faktura' if made == 1 else 'fakturor'}, {lines} {'rad' if lines == 1 else 'rader'}, "
+            f"{format_amount(total)} kr",
+            highlight=False,
+        )
     for reference, reason, count in _by_case(report.pending):
         out.print(f"[yellow]ej fakturerat[/] {reference}{count}: {reason}", highlight=False)
     for reference, reason, count in _by_case(report.billed_elsewhere):
@@ -103,6 +142,8 @@ def run_command(
         rules = Engine(load_packs([]))
     except (ValueError, BadClock, PackError) as exc:
         raise _fail(str(exc)) from None
+    if out_dir is not None:
+        _writable(out_dir)
     db_engine = make_engine()
     migrate(db_engine)
     skipped = False
@@ -154,9 +195,20 @@ def _writer(folder: Path | None) -> Iterator[_Files]:
             yield _Files(None, lambda n: bar.advance(made, n))
             return
         files = bar.add_task("Filer skrivna (XML och PDF)", total=None)
-        with FileWriter(folder, progress=lambda n: bar.advance(files, n)) as writer:
-            yield _Files(writer, lambda n: bar.advance(made, n))
-    out.print(f"{writer.written} fakturor skrivna till {folder}", highlight=False)
+        ran = False
+        try:
+            with FileWriter(folder, progress=lambda n: bar.advance(files, n)) as writer:
+                yield _Files(writer, lambda n: bar.advance(made, n))
+                ran = True
+        except (ValueError, OSError, BrokenProcessPool) as exc:
+            if ran:  # the files' error, not the run's
+                raise _files_failed(exc, folder) from None
+            raise
+    written = writer.written
+    out.print(
+        f"{written} {'faktura skriven' if written == 1 else 'fakturor skrivna'} till {folder}",
+        highlight=False,
+    )
 
 
 @invoice_app.command("write")
