@@ -177,3 +177,38 @@ def assert_whole_and_gap_free_partial(desk: Desk) -> None:
     assert numbers == list(range(1, len(numbers) + 1))
     for invoice in invoices:
         assert per_invoice.get(invoice.id) == len(invoice.document_json["lines"])
+
+
+def test_files_are_written_batch_by_batch_while_the_run_goes_on(
+    desk: Desk, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``invoice run --out``: each committed batch goes to the writer's processes at once; every
+    invoice gets exactly the XML its stored document gives, and only committed invoices do."""
+    from vembetalar.billing import files, run
+    from vembetalar.billing.document import document_from_json
+    from vembetalar.billing.ubl import to_ubl
+
+    seed_patients(desk, 20)
+    monkeypatch.setattr(run, "BATCH_INVOICES", 3)
+    monkeypatch.setattr(files, "POOL_FROM", 4)  # a pool even for this small month
+    handed: list[int] = []
+
+    def issued(batch: list[Any]) -> None:
+        handed.append(len(batch))
+        for invoice in batch:
+            writer.add(invoice.document_bytes, invoice.line_count)
+
+    with desk.app.state.sessions() as db, files.FileWriter(tmp_path / "ut", pdf=False, workers=2) as writer:
+        report = run_invoices(
+            db, desk.app.state.engine, issuer="region:14", period=PERIOD, today=TODAY, on_issued=issued
+        )
+    assert handed == [3, 3, 3, 3, 3, 3, 2] and writer.written == 20
+    with desk.app.state.sessions() as db:
+        stored = {i.number_text: i.document_json for i in db.scalars(select(Invoice))}
+    assert (
+        sorted(p.stem for p in (tmp_path / "ut").iterdir())
+        == sorted(stored)
+        == sorted(i.number_text for i in report.invoices)
+    )
+    for number, document in stored.items():
+        assert (tmp_path / "ut" / f"{number}.xml").read_bytes() == to_ubl(document_from_json(document))

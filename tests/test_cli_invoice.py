@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from peppol_check import fatal_findings
+from sqlalchemy import select
 from test_api import HALLAND_AT_VGR, create, take
 from test_billing_run import DEMO_REGISTRY, line
 from typer.testing import CliRunner, Result
@@ -15,6 +16,7 @@ from webapp import TODAY, build_app
 from webapp import TestApp as Desk
 
 from vembetalar.cli import app
+from vembetalar.store.models import Invoice
 
 
 @pytest.fixture
@@ -59,6 +61,44 @@ def test_run_writes_valid_xml_and_pdf_named_by_number_then_bills_nothing_twice(
     )
     assert credited.exit_code == 0, credited.output
     assert fatal_findings((out / "K14-000001.xml").read_bytes()) == []
+
+
+def test_an_out_folder_that_cannot_be_written_is_refused_before_anything_is_invoiced(
+    desk: Desk, tmp_path: Path
+) -> None:
+    vgr = desk.api("lakare.vgr")
+    take(vgr, create(vgr, HALLAND_AT_VGR)["id"], "dispensed", line=line())
+    assert cli(desk, "registry", str(DEMO_REGISTRY)).exit_code == 0
+    period = TODAY.strftime("%Y-%m")
+    not_a_folder = tmp_path / "en-fil"
+    not_a_folder.write_text("x")
+    refused = cli(desk, "run", "--issuer", "region:14", "--period", period, "--out", str(not_a_folder / "ut"))
+    assert refused.exit_code == 2 and "Traceback" not in refused.output
+    assert "kan inte skriva till" in refused.output and "inget har fakturerats" in refused.output
+    made = cli(desk, "run", "--issuer", "region:14", "--period", period)  # the event is still there
+    assert made.exit_code == 0 and "F14-000001" in made.output and "1 faktura, 1 rad" in made.output
+
+
+def test_a_document_the_e_invoice_rules_refuse_is_one_sentence_and_the_invoice_stays(
+    desk: Desk, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file that cannot be written is not a traceback: the clerk is told why and how to write
+    it again; the invoice itself is made (its number is taken)."""
+    from vembetalar.billing import files
+
+    def refuse(document: object, folder: Path, pdf: bool = True) -> list[Path]:
+        raise ValueError("VAT category E needs the seller's VAT id (BR-E-02)")
+
+    monkeypatch.setattr(files, "write_one", refuse)
+    vgr = desk.api("lakare.vgr")
+    take(vgr, create(vgr, HALLAND_AT_VGR)["id"], "dispensed", line=line())
+    assert cli(desk, "registry", str(DEMO_REGISTRY)).exit_code == 0
+    out = tmp_path / "ut"
+    failed = cli(desk, "run", "--issuer", "region:14", "--period", TODAY.strftime("%Y-%m"), "--out", str(out))
+    assert failed.exit_code == 1 and "Traceback" not in failed.output, failed.output
+    assert "BR-E-02" in failed.output and "vembetalar invoice write --out" in failed.output
+    with desk.app.state.sessions() as db:
+        assert db.scalars(select(Invoice.number_text)).all() == ["F14-000001"]
 
 
 @pytest.mark.parametrize(
