@@ -335,3 +335,33 @@ def test_the_issuing_clerk_credits_an_invoice_from_its_page(desk: Desk) -> None:
     # The recipient's clerk cannot credit the issuer's invoice.
     halland = signed_in(desk, "faktura.halland")
     assert post(halland, f"/invoices/{invoice.id}/credit", reason="x").status_code in (403, 404)
+
+
+def test_the_list_and_its_totals_never_read_the_documents(desk: Desk) -> None:
+    """A document can have a hundred thousand lines, and the list page sums every invoice: it
+    reads the rows, not the documents (measured: 10 s → 0.3 s for a region's 1 000 invoices)."""
+    from sqlalchemy import event, inspect
+
+    from vembetalar.store import invoices, repo
+
+    client = vgr_invoice_to_halland(desk)
+    assert post(client, "/invoices/run", period=PERIOD).status_code == 200
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        statements.append(statement)
+
+    engine = desk.app.state.db_engine
+    with desk.app.state.sessions() as db:
+        actor = repo.Actor.of(db.scalars(select(User).where(User.username == "faktura.vgr")).one())
+        event.listen(engine, "before_cursor_execute", seen)
+        try:
+            (view,) = invoices.list_invoices(db, actor)
+            (row,) = [t for t in invoices.totals(db, actor) if t.direction == "out"]
+        finally:
+            event.remove(engine, "before_cursor_execute", seen)
+        assert "document_json" in inspect(view.invoice).unloaded
+        assert row.count == 1 and row.total == view.invoice.total_sek
+    assert statements and not any("document_json" in s for s in statements)
+    page = client.get("/invoices")
+    assert page.status_code == 200 and view.invoice.number_text in page.text

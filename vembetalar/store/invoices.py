@@ -20,7 +20,7 @@ from typing import Literal
 
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from vembetalar.billing.run import RegistryIncomplete, RunReport, month_bounds, run_invoices
 from vembetalar.rules.engine import Engine
@@ -142,6 +142,8 @@ def list_invoices(
     if period:
         query = query.where(Invoice.period == period)
     query = query.order_by(Invoice.issue_date.desc(), Invoice.id.desc()).limit(limit)
+    # A list needs no documents: one can have a hundred thousand lines (loaded if asked for).
+    query = query.options(defer(Invoice.document_json))
     return [_view(invoice, receipt, direction) for invoice, receipt in db.execute(query).all()]
 
 
@@ -268,7 +270,7 @@ def totals(db: Session, actor: repo.Actor) -> list[TotalRow]:
     sums: dict[tuple[Direction, str, str], list[Decimal]] = defaultdict(list)
     sides: tuple[Direction, ...] = ("out", "in")
     for side in sides:
-        for invoice, _ in db.execute(_query(actor, side)).all():
+        for invoice, _ in db.execute(_query(actor, side).options(defer(Invoice.document_json))).all():
             sign = -1 if invoice.kind == "credit_note" else 1
             counterparty = invoice.recipient if side == "out" else invoice.issuer
             sums[(side, counterparty, invoice.period)].append(sign * Decimal(invoice.total_sek))
