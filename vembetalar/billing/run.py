@@ -44,6 +44,7 @@ from vembetalar.model import codes
 from vembetalar.rules.engine import Engine
 from vembetalar.rules.pack import Pack
 from vembetalar.rules.schema import InvoicingData, RecipientData
+from vembetalar.store.bulk import insert_many
 from vembetalar.store.db import PreEncodedJSON
 from vembetalar.store.models import (
     Base,
@@ -809,12 +810,8 @@ def _insert(db: Session, report: RunReport, batch: list[_Draft], user_id: int | 
 
 
 def _insert_billed(db: Session, rows: list[tuple[int, int, int]]) -> None:
-    """``billed_events`` rows straight to the driver's executemany: one per invoice line, a
-    million in a large month, and SQLAlchemy's per-row parameter handling would cost more than
-    SQLite's insert."""
-    connection = db.connection()
-    marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
-    columns = "event_id, invoice_id, line_number"
-    connection.exec_driver_sql(
-        f"INSERT INTO billed_events ({columns}) VALUES ({marker}, {marker}, {marker})", rows
+    """``billed_events``, one per invoice line: a million in a large month (``store.bulk``)."""
+    keys = ("event_id", "invoice_id", "line_number")
+    insert_many(
+        db, Base.metadata.tables["billed_events"], [dict(zip(keys, row, strict=True)) for row in rows]
     )

@@ -27,13 +27,14 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from vembetalar.model.errors import quoted
 from vembetalar.model.money import QUANTITY, SEK, BadAmount, Bounded, TextRule, to_decimal
 from vembetalar.store import repo
+from vembetalar.store.bulk import insert_many
 from vembetalar.store.decisions import decision_id
 from vembetalar.store.models import Base, BillableEvent, CaseRecord, utcnow
 from vembetalar.workflow import (
@@ -406,11 +407,11 @@ def _import_case(
     if steps:
         step_row = {"case_id": case_id, "step": step, "once": None, "user_id": actor.user_id}
         step_row["note"] = "import"
+        # Straight to the driver (store.bulk): no ORM bookkeeping and no per-row parameter work.
         for start in range(0, len(events), LOOKUP_CHUNK * 10):
-            db.execute(insert(TABLES["billable_events"]), events[start : start + LOOKUP_CHUNK * 10])
-        # Core inserts (the tables, not the mapped classes): no ORM bookkeeping per row.
-        db.execute(insert(TABLES["case_steps"]), [step_row] * steps)
-        db.execute(insert(TABLES["audit_log"]), audits)
+            insert_many(db, TABLES["billable_events"], events[start : start + LOOKUP_CHUNK * 10])
+        insert_many(db, TABLES["case_steps"], [step_row] * steps)
+        insert_many(db, TABLES["audit_log"], audits)
         record.state = state(view)
     db.commit()
     report.created += created
