@@ -101,6 +101,27 @@ def test_a_document_the_e_invoice_rules_refuse_is_one_sentence_and_the_invoice_s
         assert db.scalars(select(Invoice.number_text)).all() == ["F14-000001"]
 
 
+def test_write_gives_again_exactly_the_files_the_run_wrote(desk: Desk, tmp_path: Path) -> None:
+    """``invoice write`` is the way back after a failed write: the same bytes, from the stored
+    documents; a bad period is one line."""
+    vgr = desk.api("lakare.vgr")
+    for _ in range(2):
+        take(vgr, create(vgr, HALLAND_AT_VGR)["id"], "dispensed", line=line())
+    assert cli(desk, "registry", str(DEMO_REGISTRY)).exit_code == 0
+    period = TODAY.strftime("%Y-%m")
+    first, again = tmp_path / "forsta", tmp_path / "igen"
+    assert cli(desk, "run", "--issuer", "region:14", "--period", period, "--out", str(first)).exit_code == 0
+    written = cli(desk, "write", "--out", str(again), "--period", period)
+    assert written.exit_code == 0 and "2 fakturor skrivna" in written.output, written.output
+    names = sorted(p.name for p in first.iterdir())
+    assert names == sorted(p.name for p in again.iterdir()) and len(names) == 4  # XML and PDF each
+    for name in names:
+        if name.endswith(".xml"):
+            assert (first / name).read_bytes() == (again / name).read_bytes()
+    refused = cli(desk, "write", "--out", str(again), "--period", "maj")
+    assert refused.exit_code == 2 and "ÅÅÅÅ-MM" in refused.output
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

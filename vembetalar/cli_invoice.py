@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
-from sqlalchemy import select
+from sqlalchemy import Text, cast, select
 
 from vembetalar.billing.files import FileWriter, write_all
 from vembetalar.billing.registry import BadRegistry, apply_registry, read_registry
@@ -217,17 +217,39 @@ def write_command(
     period: Annotated[str | None, typer.Option("--period", help="Bara den här månaden.")] = None,
 ) -> None:
     """Skriv ut redan skapade fakturor (XML och PDF), t.ex. igen efter ett avbrott."""
+    if period is not None:
+        try:
+            month_bounds(period)
+        except ValueError as exc:
+            raise _fail(str(exc)) from None
+    _writable(out_dir)
     db_engine = make_engine()
     migrate(db_engine)
-    with session_factory(db_engine)() as db:
-        query = select(Invoice).order_by(Invoice.issuer, Invoice.number)
-        if period:
-            query = query.where(Invoice.period == period)
-        documents = [inv.document_json for inv in db.scalars(query)]
+    # The stored documents as their JSON text, a few hundred at a time: a month can be thousands
+    # of invoices, and the writer's processes take the text as it is.
+    query = select(cast(Invoice.document_json, Text)).order_by(Invoice.issuer, Invoice.series, Invoice.number)
+    if period:
+        query = query.where(Invoice.period == period)
+    with (
+        session_factory(db_engine)() as db,
+        Progress(
+            TextColumn("Skriver XML och PDF"), TextColumn("{task.completed}"), console=err, transient=True
+        ) as bar,
+    ):
+        task = bar.add_task("filer", total=None)
+        try:
+            with FileWriter(out_dir, progress=lambda n: bar.advance(task, n)) as writer:
+                for document in db.scalars(query.execution_options(yield_per=200)):
+                    writer.add(document.encode(), max(1, len(document) // LINE_BYTES))
+        except (ValueError, OSError, BrokenProcessPool) as exc:
+            raise _files_failed(exc, out_dir) from None
     db_engine.dispose()
-    write_files(documents, out_dir)
-    count = len(documents)
-    out.print(f"{count} fakturor skrivna till {out_dir}")
+    written = writer.written
+    out.print(f"{written} {'faktura skriven' if written == 1 else 'fakturor skrivna'} till {out_dir}")
+
+
+#: About how many bytes a stored invoice line takes: only to size the writer's chunks.
+LINE_BYTES = 600
 
 
 @invoice_app.command("registry")
