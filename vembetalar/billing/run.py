@@ -811,7 +811,4 @@ def _insert(db: Session, report: RunReport, batch: list[_Draft], user_id: int | 
 
 def _insert_billed(db: Session, rows: list[tuple[int, int, int]]) -> None:
     """``billed_events``, one per invoice line: a million in a large month (``store.bulk``)."""
-    keys = ("event_id", "invoice_id", "line_number")
-    insert_many(
-        db, Base.metadata.tables["billed_events"], [dict(zip(keys, row, strict=True)) for row in rows]
-    )
+    insert_many(db, Base.metadata.tables["billed_events"], rows, ("event_id", "invoice_id", "line_number"))
