@@ -19,6 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from lxml import etree
 from personnummer import personnummer
@@ -511,6 +512,25 @@ def test_many_invoices_are_written_on_every_core_each_file_named_by_its_number(t
     assert (tmp_path / "ut" / "F14-000007.xml").read_bytes() == to_ubl(
         replace(bilaga2(), number="F14-000007")
     )
+
+
+def test_the_writer_spreads_a_month_over_its_processes_in_chunks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chunk ends with the document that reaches the line limit (or the document limit), so no
+    process gets the whole month while another waits; every document is written once."""
+    from dataclasses import replace
+
+    from vembetalar.billing import files
+
+    monkeypatch.setattr(files, "CHUNK_LINES", 5)
+    told: list[int] = []
+    with files.FileWriter(tmp_path / "ut", pdf=False, workers=2, progress=told.append) as writer:
+        for n in range(20):
+            document = document_to_json(replace(bilaga2(), number=f"F14-{n:06d}"))
+            writer.add(orjson.dumps(document), 2)  # two lines each: three documents reach five lines
+    assert sorted(told) == [2] + [3] * 6 and writer.written == 20
+    assert len(list((tmp_path / "ut").glob("*.xml"))) == 20
 
 
 def test_line_text_with_markup_characters_reads_back_and_validates(validator: Any, tmp_path: Path) -> None:

@@ -23,8 +23,8 @@ from vembetalar.billing.document import document_from_json
 
 #: Below this many documents the pool's start-up costs more than it saves.
 POOL_FROM = 16
-#: Lines handed to a worker at a time (at most): large enough to amortise the hand-over, small
-#: enough to keep every core busy to the end.
+#: Lines handed to a worker at a time (a chunk ends with the document that reaches it): large
+#: enough to amortise the hand-over, small enough to keep every core busy to the end.
 CHUNK_LINES = 20_000
 
 
@@ -71,7 +71,7 @@ class FileWriter:
         self.workers = workers or os.cpu_count() or 1
         self.progress = progress
         self.written = 0
-        self._held: list[bytes] = []
+        self._held: list[tuple[bytes, int]] = []
         self._held_lines = 0
         self._pool: ProcessPoolExecutor | None = None
         self._futures: list[Future[int]] = []
@@ -84,7 +84,7 @@ class FileWriter:
 
     def add(self, blob: bytes, lines: int = 1) -> None:
         """Hand over one encoded document; ``lines`` (its line count) sizes the chunks."""
-        self._held.append(blob)
+        self._held.append((blob, lines))
         self._held_lines += lines
         enough = len(self._held) >= POOL_FROM or self._held_lines >= CHUNK_LINES
         if self._pool is None and self.workers > 1 and enough:
@@ -97,19 +97,34 @@ class FileWriter:
             self._submit()
 
     def _submit(self) -> None:
-        if not self._held or self._pool is None:
+        """Hand what is held to the pool in chunks: a chunk ends with the document that brings it
+        to ``CHUNK_LINES`` lines or ``_chunk_documents`` documents (the rule ``add`` submits by)."""
+        if self._pool is None:
             return
-        future = self._pool.submit(_write_chunk, self._held, str(self.folder), self.pdf)
+        chunk: list[bytes] = []
+        lines = 0
+        for blob, count in self._held:
+            chunk.append(blob)
+            lines += count
+            if lines >= CHUNK_LINES or len(chunk) >= self._chunk_documents:
+                self._send(chunk)
+                chunk, lines = [], 0
+        if chunk:
+            self._send(chunk)
+        self._held, self._held_lines = [], 0
+
+    def _send(self, chunk: list[bytes]) -> None:
+        assert self._pool is not None
+        future = self._pool.submit(_write_chunk, chunk, str(self.folder), self.pdf)
         future.add_done_callback(self._done)
         self._futures.append(future)
-        self._held, self._held_lines = [], 0
 
     def _done(self, future: Future[int]) -> None:
         if self.progress and not future.cancelled() and future.exception() is None:
             self.progress(future.result())
 
     def _write_here(self) -> None:
-        for blob in self._held:
+        for blob, _ in self._held:
             write_one(orjson.loads(blob), self.folder, self.pdf)
             self.written += 1
             if self.progress:
