@@ -10,8 +10,10 @@ from __future__ import annotations
 import re
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -72,16 +74,22 @@ def browser() -> Iterator[Browser]:
             chromium.close()
 
 
-@pytest.fixture
-def page(browser: Browser, live: Live) -> Iterator[Page]:
-    """A fresh browser context (no cookies) per test, Swedish like the users."""
-    context = browser.new_context(base_url=live.base_url, locale="sv-SE")
+@contextmanager
+def swedish_page(browser: Browser, base_url: str, **options: Any) -> Iterator[Page]:
+    """A page in a fresh browser context (no cookies), Swedish like the users; ``options`` go to
+    the context (a phone's viewport, downloads). Shared by every Chromium test module."""
+    context = browser.new_context(base_url=base_url, locale="sv-SE", **options)
     context.set_default_timeout(10_000)
-    page = context.new_page()
     try:
-        yield page
+        yield context.new_page()
     finally:
         context.close()
+
+
+@pytest.fixture
+def page(browser: Browser, live: Live) -> Iterator[Page]:
+    with swedish_page(browser, live.base_url) as opened:
+        yield opened
 
 
 def log_in(page: Page, username: str, password: str = PASSWORD) -> None:

@@ -11,11 +11,11 @@ import pytest
 from live_server import served
 from test_api import create
 from test_handoffs import INCONTINENCE, PNR, REQUEST
-from webapp import PASSWORD, build_app
+from webapp import build_app
 
 pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install playwright)")
 from playwright.sync_api import Browser, Page, expect
-from test_e2e_browser import CHROMIUM
+from test_e2e_browser import CHROMIUM, log_in, swedish_page
 from test_e2e_browser import browser as browser  # the module-wide Chromium fixture, shared
 
 pytestmark = pytest.mark.skipif(
@@ -42,23 +42,15 @@ def served_case(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
 
 @pytest.fixture
 def page(browser: Browser, served_case: tuple[str, str]) -> Iterator[Page]:
-    context = browser.new_context(base_url=served_case[0], locale="sv-SE", accept_downloads=True)
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    try:
-        yield page
-    finally:
-        context.close()
+    with swedish_page(browser, served_case[0], accept_downloads=True) as opened:
+        yield opened
 
 
 def test_incontinence_case_goes_through_registration_to_hand_out(
     page: Page, served_case: tuple[str, str]
 ) -> None:
     case_id = served_case[1]
-    page.goto("/login")
-    page.get_by_label("Användarnamn").fill("hjalpmedel.skane")
-    page.get_by_label("Lösenord").fill(PASSWORD)
-    page.get_by_role("button", name="Logga in").click()
+    log_in(page, "hjalpmedel.skane")
     expect(page).to_have_url(re.compile(r"/cases$"))
 
     page.goto(f"/cases/{case_id}")

@@ -17,7 +17,7 @@ from vembetalar.supply import demo as supply_demo
 
 pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install playwright)")
 from playwright.sync_api import Browser, Page, expect
-from test_e2e_browser import CHROMIUM, log_in
+from test_e2e_browser import CHROMIUM, log_in, swedish_page
 from test_e2e_browser import browser as browser  # the module-wide Chromium fixture, shared
 
 pytestmark = pytest.mark.skipif(
@@ -48,13 +48,8 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture
 def page(browser: Browser, base_url: str) -> Iterator[Page]:
-    context = browser.new_context(base_url=base_url, locale="sv-SE", viewport=PHONE)
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    try:
-        yield page
-    finally:
-        context.close()
+    with swedish_page(browser, base_url, viewport=PHONE) as opened:
+        yield opened
 
 
 def no_sideways_scroll(page: Page) -> None:

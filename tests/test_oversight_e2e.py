@@ -18,7 +18,7 @@ from vembetalar.store.models import User
 
 pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install playwright)")
 from playwright.sync_api import Browser, Page, expect
-from test_e2e_browser import CHROMIUM
+from test_e2e_browser import CHROMIUM, log_in, swedish_page
 from test_e2e_browser import browser as browser  # the module-wide Chromium fixture, shared
 
 pytestmark = pytest.mark.skipif(
@@ -54,20 +54,12 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture
 def page(browser: Browser, base_url: str) -> Iterator[Page]:
-    context = browser.new_context(base_url=base_url, locale="sv-SE", accept_downloads=True)
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    try:
-        yield page
-    finally:
-        context.close()
+    with swedish_page(browser, base_url, accept_downloads=True) as opened:
+        yield opened
 
 
 def test_the_unit_reviews_the_top_flag_and_exports_the_report(page: Page, tmp_path: Path) -> None:
-    page.goto("/login")
-    page.get_by_label("Användarnamn").fill(UNIT)
-    page.get_by_label("Lösenord").fill(PASSWORD)
-    page.get_by_role("button", name="Logga in").click()
+    log_in(page, UNIT)
     expect(page).to_have_url(re.compile(r"/cases$"))
 
     page.locator("header nav").get_by_role("link", name="Uppföljning").click()
