@@ -107,8 +107,12 @@ def _side(actor: repo.Actor, invoice: Invoice) -> Direction | None:
 
 
 def _query(actor: repo.Actor, direction: Direction) -> Select[Invoice, str | None]:
-    query = select(Invoice, InvoiceReceipt.status).outerjoin(
-        InvoiceReceipt, InvoiceReceipt.invoice_id == Invoice.id
+    """The actor's side's invoices, for lists and sums: without their documents (one can have a
+    hundred thousand lines; loaded if asked for)."""
+    query = (
+        select(Invoice, InvoiceReceipt.status)
+        .outerjoin(InvoiceReceipt, InvoiceReceipt.invoice_id == Invoice.id)
+        .options(defer(Invoice.document_json))
     )
     if direction == "out":
         return query.where(Invoice.issuer == actor.organisation_id)
@@ -142,8 +146,6 @@ def list_invoices(
     if period:
         query = query.where(Invoice.period == period)
     query = query.order_by(Invoice.issue_date.desc(), Invoice.id.desc()).limit(limit)
-    # A list needs no documents: one can have a hundred thousand lines (loaded if asked for).
-    query = query.options(defer(Invoice.document_json))
     return [_view(invoice, receipt, direction) for invoice, receipt in db.execute(query).all()]
 
 
@@ -270,7 +272,7 @@ def totals(db: Session, actor: repo.Actor) -> list[TotalRow]:
     sums: dict[tuple[Direction, str, str], list[Decimal]] = defaultdict(list)
     sides: tuple[Direction, ...] = ("out", "in")
     for side in sides:
-        for invoice, _ in db.execute(_query(actor, side).options(defer(Invoice.document_json))).all():
+        for invoice, _ in db.execute(_query(actor, side)).all():
             sign = -1 if invoice.kind == "credit_note" else 1
             counterparty = invoice.recipient if side == "out" else invoice.issuer
             sums[(side, counterparty, invoice.period)].append(sign * Decimal(invoice.total_sek))

@@ -85,10 +85,15 @@ def stock_for(db: Session, actor: Actor, stock_id: str, permission: str = "suppl
     return stock
 
 
-def lots_of(db: Session, stock_id: str, varunummer: str | None = None) -> dict[str, list[LotBalance]]:
-    """Every lot of a stock (or of one product in it) with its balance, by varunummer."""
+def lot_balances(
+    db: Session, stock_ids: list[str], varunummer: str | None = None
+) -> dict[tuple[str, str], list[LotBalance]]:
+    """Every lot of the stocks (or of one product in them) with its balance, by (stock,
+    varunummer), soonest expiry first: the one query behind the withdrawal (FEFO) and the
+    stocks' states."""
     query = (
         select(
+            SupplyLot.stock_id,
             SupplyLot.varunummer,
             SupplyLot.id,
             SupplyLot.lot_number,
@@ -96,16 +101,23 @@ def lots_of(db: Session, stock_id: str, varunummer: str | None = None) -> dict[s
             func.coalesce(func.sum(SupplyLedgerEntry.quantity), 0),
         )
         .outerjoin(SupplyLedgerEntry, SupplyLedgerEntry.lot_id == SupplyLot.id)
-        .where(SupplyLot.stock_id == stock_id)
-        .group_by(SupplyLot.varunummer, SupplyLot.id, SupplyLot.lot_number, SupplyLot.expiry)
+        .where(SupplyLot.stock_id.in_(stock_ids))
+        .group_by(
+            SupplyLot.stock_id, SupplyLot.varunummer, SupplyLot.id, SupplyLot.lot_number, SupplyLot.expiry
+        )
         .order_by(SupplyLot.expiry, SupplyLot.id)
     )
     if varunummer is not None:
         query = query.where(SupplyLot.varunummer == varunummer)
-    found: dict[str, list[LotBalance]] = {}
-    for vnr, lot_id, lot_number, expiry, balance in db.execute(query):
-        found.setdefault(vnr, []).append(LotBalance(lot_id, lot_number, expiry, int(balance)))
+    found: dict[tuple[str, str], list[LotBalance]] = {}
+    for stock_id, vnr, lot_id, number, expiry, balance in db.execute(query):
+        found.setdefault((stock_id, vnr), []).append(LotBalance(lot_id, number, expiry, int(balance)))
     return found
+
+
+def lots_of(db: Session, stock_id: str, varunummer: str | None = None) -> dict[str, list[LotBalance]]:
+    """Every lot of a stock (or of one product in it) with its balance, by varunummer."""
+    return {vnr: lots for (_, vnr), lots in lot_balances(db, [stock_id], varunummer).items()}
 
 
 def _lock(db: Session, stock_id: str, varunummer: str) -> SupplyStockItem | None:

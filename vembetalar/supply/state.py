@@ -11,12 +11,12 @@ from decimal import ROUND_HALF_UP, Decimal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from vembetalar.store.supply_models import SupplyLedgerEntry, SupplyLot, SupplyStock, SupplyStockItem
+from vembetalar.store.supply_models import SupplyLedgerEntry, SupplyStock, SupplyStockItem
 from vembetalar.supply import reorder
 from vembetalar.supply.alerts import EXPIRY_HORIZON_DAYS, Alert, item_alerts
 from vembetalar.supply.catalogue import Product, load_products
 from vembetalar.supply.fefo import LotBalance, usable
-from vembetalar.supply.ledger import withdrawn_since
+from vembetalar.supply.ledger import lot_balances, withdrawn_since
 
 
 @dataclass
@@ -46,29 +46,6 @@ class ItemState:
         return sum(lot.balance for lot in self.lots)
 
 
-def _lots(db: Session, stock_ids: list[str]) -> dict[tuple[str, str], list[LotBalance]]:
-    query = (
-        select(
-            SupplyLot.stock_id,
-            SupplyLot.varunummer,
-            SupplyLot.id,
-            SupplyLot.lot_number,
-            SupplyLot.expiry,
-            func.coalesce(func.sum(SupplyLedgerEntry.quantity), 0),
-        )
-        .outerjoin(SupplyLedgerEntry, SupplyLedgerEntry.lot_id == SupplyLot.id)
-        .where(SupplyLot.stock_id.in_(stock_ids))
-        .group_by(
-            SupplyLot.stock_id, SupplyLot.varunummer, SupplyLot.id, SupplyLot.lot_number, SupplyLot.expiry
-        )
-        .order_by(SupplyLot.expiry, SupplyLot.id)
-    )
-    found: dict[tuple[str, str], list[LotBalance]] = {}
-    for stock_id, vnr, lot_id, number, expiry, balance in db.execute(query):
-        found.setdefault((stock_id, vnr), []).append(LotBalance(lot_id, number, expiry, int(balance)))
-    return found
-
-
 def states(
     db: Session,
     stocks: Iterable[SupplyStock],
@@ -82,7 +59,7 @@ def states(
     if not ids:
         return {}
     products = products if products is not None else load_products(db)
-    lots = _lots(db, ids)
+    lots = lot_balances(db, ids)
     window = reorder.CONSUMPTION_WINDOW_DAYS
     used = withdrawn_since(db, today - dt.timedelta(days=window - 1))
     counted = dict(
