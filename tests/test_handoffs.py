@@ -13,6 +13,7 @@ from pypdf import PdfReader
 from smtp_server import smtp_server
 from sqlalchemy import select
 from test_api import API, create, events_of, logged_in, step, take
+from test_billing_run import KARLSTAD_ANNEX_REGION
 from webapp import TestApp as Desk
 
 from vembetalar.handoffs.sesam import FIELD_LABELS, RegistrationForm, request_text, request_values
@@ -229,18 +230,6 @@ def test_the_case_page_asks_for_the_request_and_shows_it_unsent_in_the_demo(desk
     assert bad.status_code == 422 and "postcode:" in bad.text and 'value="Storgatan 7"' in bad.text
 
 
-KARLSTAD_ANNEX_REGION = {
-    "date": "2023-10-02",
-    "kind": "medtech_product",
-    "patient": {
-        "home_region": "17",
-        "home_municipality": "1780",
-        "country": "SE",
-        "housing": "special_housing",
-    },
-    "care": {"region": "17", "self_care": False, "discharge": False},
-    "product": {"area": "medtech", "annex": "region", "cost_sek": 450},
-}
 ORDER_LINE = {
     "occurred_on": "2023-10-05",
     "quantity": "2",

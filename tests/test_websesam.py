@@ -16,6 +16,8 @@ from sqlalchemy import select
 from test_api import API, create, take
 from test_billing_run import registry, run
 from test_cli_invoice import cli
+from test_handoffs import DELIVERY_LINE, INCONTINENCE
+from test_handoffs import REQUEST as SESAM_REQUEST
 from test_invoice_pages import add_user, signed_in
 from webapp import TestApp as Desk
 
@@ -344,20 +346,6 @@ ROLLATOR = {
     "product": {"area": "mobility", "cost_sek": 3000, "advanced_adaptation": False},
 }
 WHEELCHAIR = {**ROLLATOR, "patient": {"home_region": "17", "country": "SE"}}
-INCONTINENCE = {
-    **WHEELCHAIR,
-    "product": {"area": "incontinence", "cost_sek": 900, "advanced_adaptation": False},
-}
-SESAM_REQUEST = {
-    "personnummer": "19121212-1212",
-    "name": "Tolvan Tolvansson",
-    "street_address": "Storgatan 7",
-    "postcode": "29133",
-    "town": "Kristianstad",
-    "phone": "070-123 45 67",
-    "prescriber_name": "Sara Sköterska",
-    "prescriber_email": "sara.skoterska@skane.se",
-}
 
 
 def _line(day: str, product: str, quantity: str, price: str) -> dict[str, str]:
@@ -426,7 +414,7 @@ def test_sesam_lmn_deliveries_are_billed_by_vo_hjalpmedel_and_kept_out_of_the_we
     request = {"delivery": "pdf", **SESAM_REQUEST}
     assert skane.post(f"{API}/cases/{incontinence['id']}/sesam-request", json=request).status_code == 200
     take(skane, incontinence["id"], "cleared", note="Klartecken per telefon")
-    take(skane, incontinence["id"], "delivered", line=_line("2025-09-10", "Inkontinensskydd", "1", "900"))
+    take(skane, incontinence["id"], "delivered", line=DELIVERY_LINE)
     registry(desk)
     report = run(desk, "region:12")
     assert report.invoices == []
